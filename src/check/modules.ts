@@ -1,0 +1,234 @@
+/**
+ * Loading and resolving modules: the entry recipes, `import std.…` from the
+ * standard library, relative `import "./x.pt-recipe"`, name tables, duplicate
+ * names and import cycles. Produces one `ModuleInfo` per file.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Declaration, Identifier, ImportDecl, Recipe, Span } from '../language/ast.js';
+import { didYouMean, SourceFile, type DiagnosticBag } from '../language/diagnostics.js';
+import { parseRecipe } from '../language/parser.js';
+import { isBuiltinName } from './builtins.js';
+
+export type NamedDeclaration = Extract<Declaration, { readonly name: Identifier }>;
+
+export type ImportedBinding =
+  | { readonly kind: 'name'; readonly module: ModuleInfo; readonly name: string; readonly span: Span }
+  | { readonly kind: 'namespace'; readonly module: ModuleInfo; readonly span: Span };
+
+export interface ModuleInfo {
+  /** Path as shown in diagnostics. */
+  readonly path: string;
+  readonly absPath: string;
+  readonly source: SourceFile;
+  readonly recipe: Recipe;
+  readonly decls: Map<string, NamedDeclaration>;
+  readonly imports: Map<string, ImportedBinding>;
+  readonly isStdlib: boolean;
+}
+
+/** The folder holding `std/`, found by walking up from this file (works from src/ and from dist/). */
+export function findStdlibDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, 'stdlib');
+    if (existsSync(join(candidate, 'std'))) return candidate;
+    dir = dirname(dir);
+  }
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'stdlib');
+}
+
+export function displayPath(absPath: string): string {
+  const rel = relative(process.cwd(), absPath);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : absPath;
+}
+
+/** Reads a file as text, or returns null if it cannot be read. */
+export type ReadFile = (absPath: string) => string | null;
+
+export const readFromDisk: ReadFile = (absPath) => {
+  try {
+    return readFileSync(absPath, 'utf8');
+  } catch {
+    return null;
+  }
+};
+
+export class ModuleLoader {
+  readonly modules = new Map<string, ModuleInfo>();
+  private readonly loading: string[] = [];
+  readonly stdlibDir: string;
+
+  constructor(
+    private readonly bag: DiagnosticBag,
+    private readonly readFile: ReadFile,
+    stdlibDir?: string,
+  ) {
+    this.stdlibDir = stdlibDir ?? findStdlibDir();
+  }
+
+  /** Loads a module from text already in memory (an entry file). */
+  loadText(text: string, path: string, absPath: string): ModuleInfo {
+    const existing = this.modules.get(absPath);
+    if (existing) return existing;
+    const source = new SourceFile(path, text);
+    const recipe = parseRecipe(text, path, this.bag);
+    const info: ModuleInfo = {
+      path,
+      absPath,
+      source,
+      recipe,
+      decls: new Map(),
+      imports: new Map(),
+      isStdlib: absPath.startsWith(this.stdlibDir),
+    };
+    this.modules.set(absPath, info);
+    this.collectDeclarations(info);
+    this.loading.push(absPath);
+    for (const decl of recipe.declarations) if (decl.kind === 'ImportDecl') this.resolveImport(info, decl);
+    this.loading.pop();
+    return info;
+  }
+
+  private collectDeclarations(info: ModuleInfo): void {
+    for (const decl of info.recipe.declarations) {
+      if (!('name' in decl)) continue;
+      const name = decl.name.name;
+      if (isBuiltinName(name)) {
+        this.bag.report('shadows-builtin', `'${name}' is a built-in and cannot be redefined`, decl.name.loc, {
+          hint: `choose another name for this ${declWord(decl)}`,
+        });
+        continue;
+      }
+      const previous = info.decls.get(name);
+      if (previous) {
+        this.bag.report('duplicate-name', `'${name}' is declared twice`, decl.name.loc, {
+          related: [{ message: `first declared here as a ${declWord(previous)}`, span: previous.name.loc }],
+        });
+        continue;
+      }
+      info.decls.set(name, decl);
+    }
+  }
+
+  private resolveImport(info: ModuleInfo, decl: ImportDecl): void {
+    const target = this.locate(info, decl);
+    if (!target) return;
+    const { absPath, label } = target;
+    const cycleStart = this.loading.indexOf(absPath);
+    if (cycleStart >= 0) {
+      const chain = [...this.loading.slice(cycleStart), absPath].map((p) => displayPath(p)).join(' -> ');
+      this.bag.report('import-cycle', `import cycle: ${chain}`, decl.path.loc, {
+        hint: 'move the shared declarations into a module that both can import',
+      });
+      return;
+    }
+    let module = this.modules.get(absPath);
+    if (!module) {
+      const text = this.readFile(absPath);
+      if (text === null) {
+        this.bag.report('unknown-module', `cannot read module ${label} (${displayPath(absPath)})`, decl.path.loc);
+        return;
+      }
+      module = this.loadText(text, displayPath(absPath), absPath);
+    }
+    if (decl.names === null) {
+      const alias = decl.path.kind === 'ModulePath' ? decl.path.segments[decl.path.segments.length - 1]!.name : null;
+      if (!alias) {
+        this.bag.report('syntax-error', `a file import needs a list of names: import "…" { Name }`, decl.path.loc);
+        return;
+      }
+      this.bind(info, alias, { kind: 'namespace', module, span: decl.path.loc });
+      return;
+    }
+    for (const item of decl.names) {
+      const name = item.name.name;
+      if (!module.decls.has(name)) {
+        this.bag.report('unknown-import', `module ${label} has no declaration '${name}'`, item.name.loc, {
+          hint: didYouMean(name, module.decls.keys()),
+        });
+        continue;
+      }
+      const local = item.alias ?? item.name;
+      this.bind(info, local.name, { kind: 'name', module, name, span: local.loc });
+    }
+  }
+
+  private bind(info: ModuleInfo, name: string, binding: ImportedBinding): void {
+    const clash = info.decls.get(name)?.name.loc ?? info.imports.get(name)?.span;
+    if (clash) {
+      this.bag.report('duplicate-name', `'${name}' is imported but already defined in this file`, binding.span, {
+        related: [{ message: 'defined here', span: clash }],
+        hint: `import it under another name: { ${name} as other_name }`,
+      });
+      return;
+    }
+    if (isBuiltinName(name)) {
+      this.bag.report('shadows-builtin', `'${name}' is a built-in and cannot be imported under that name`, binding.span);
+      return;
+    }
+    info.imports.set(name, binding);
+  }
+
+  private locate(info: ModuleInfo, decl: ImportDecl): { absPath: string; label: string } | null {
+    if (decl.path.kind === 'StringLiteral') {
+      const p = decl.path.value;
+      if (!p.startsWith('./') && !p.startsWith('../')) {
+        this.bag.report('unknown-module', `a file import must be relative ("./${p}"); library modules are written std.name`, decl.path.loc);
+        return null;
+      }
+      return { absPath: resolve(dirname(info.absPath), p), label: `"${p}"` };
+    }
+    const segments = decl.path.segments.map((s) => s.name);
+    const label = segments.join('.');
+    if (segments[0] !== 'std' || segments.length < 2) {
+      this.bag.report('unknown-module', `unknown module '${label}': library modules live under std (e.g. std.nn)`, decl.path.loc, {
+        hint: 'import a file of your own with a relative path: import "./layers.pt-recipe" { Name }',
+      });
+      return null;
+    }
+    const absPath = join(this.stdlibDir, ...segments) + '.pt-recipe';
+    if (!existsSync(absPath) && this.readFile(absPath) === null) {
+      const available = this.stdlibModules();
+      this.bag.report('unknown-module', `unknown module '${label}'`, decl.path.loc, {
+        hint: didYouMean(label, available) ?? `the standard library has: ${available.join(', ')}`,
+      });
+      return null;
+    }
+    return { absPath, label };
+  }
+
+  private stdlibModules(): string[] {
+    try {
+      return readdirNames(join(this.stdlibDir, 'std')).map((f) => `std.${f.replace(/\.pt-recipe$/, '')}`);
+    } catch {
+      return [];
+    }
+  }
+}
+
+function readdirNames(dir: string): string[] {
+  return readdirSync(dir).filter((f) => f.endsWith('.pt-recipe')).sort();
+}
+
+export function declWord(decl: Declaration): string {
+  switch (decl.kind) {
+    case 'TokenizerDecl':
+      return 'tokenizer';
+    case 'ModelDecl':
+      return 'model';
+    case 'DatasetDecl':
+      return 'dataset';
+    case 'BlockDecl':
+      return 'block';
+    case 'FnDecl':
+      return 'fn';
+    case 'StageDecl':
+      return 'stage';
+    case 'DeployDecl':
+      return 'deploy';
+    case 'ImportDecl':
+      return 'import';
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * What built-ins need from outside the type system: data files named relative
+ * to the recipe (read and validated at check time, so a malformed JSONL row is
+ * reported before training starts), dataset field tables, and model wrappers
+ * (`stack`, `lora`).
+ */
+import { dirname, resolve } from 'node:path';
+import type { Span } from '../language/ast.js';
+import { didYouMean, SourceFile, type DiagnosticBag } from '../language/diagnostics.js';
+import type { BuiltinServices, CallSite } from './builtins.js';
+import { formatDim, mulDims, symDim, type Dim } from './dims.js';
+import { displayPath, type ModuleInfo, type ReadFile } from './modules.js';
+import { ERROR, formatType, shapesEqual, tensor, type DatasetFormat, type ModelInstance, type Ty } from './types.js';
+
+/** The most JSONL problems reported per file before summarising the rest. */
+const MAX_ROW_ERRORS = 5;
+
+const REQUIRED_KEYS: Readonly<Record<string, readonly string[]>> = {
+  prompt_completion: ['prompt', 'completion'],
+  preference: ['prompt', 'chosen', 'rejected'],
+  chat: ['messages'],
+};
+
+/** Batch fields of each dataset format; `B` is the batch size, `T` and `P` sequence lengths. */
+export function datasetFields(format: string, seqLen: Dim | null): Map<string, Ty> | null {
+  const B = symDim('B');
+  const T = seqLen ?? symDim('T');
+  const P = symDim('P');
+  const tokens = tensor('i64', [B, T]);
+  const mask = tensor('f32', [B, T]);
+  switch (format) {
+    case 'text':
+      return new Map([['tokens', tokens]]);
+    case 'prompt_completion':
+      return new Map<string, Ty>([
+        ['tokens', tokens],
+        ['loss_mask', mask],
+        ['prompt', tensor('i64', [B, P])],
+        ['answer', tensor('str', [B])],
+      ]);
+    case 'preference':
+      return new Map<string, Ty>([
+        ['prompt', tensor('i64', [B, P])],
+        ['chosen', tokens],
+        ['rejected', tokens],
+        ['chosen_mask', mask],
+        ['rejected_mask', mask],
+      ]);
+    case 'chat':
+      return new Map<string, Ty>([
+        ['tokens', tokens],
+        ['loss_mask', mask],
+      ]);
+    case 'prompts':
+      return new Map<string, Ty>([
+        ['prompt', tensor('i64', [B, P])],
+        ['prompt_text', tensor('str', [B])],
+        ['answer', tensor('str', [B])],
+      ]);
+    default:
+      return null;
+  }
+}
+
+/** Every submodule name in a model tree (for LoRA targets). */
+function submoduleNames(model: ModelInstance, out = new Set<string>()): Set<string> {
+  for (const [name, m] of model.members) {
+    if (m.k !== 'submodule') continue;
+    out.add(name);
+    submoduleNames(m.model, out);
+  }
+  return out;
+}
+
+export class CheckServices implements BuiltinServices {
+  constructor(
+    private readonly bag: DiagnosticBag,
+    private readonly readFile: ReadFile,
+    private readonly modules: ReadonlyMap<string, ModuleInfo>,
+    /** Data files that had problems, so the renderer can show their lines. */
+    readonly extraSources: Map<string, SourceFile>,
+  ) {}
+
+  private baseDir(span: Span): string {
+    for (const m of this.modules.values()) if (m.path === span.file) return dirname(m.absPath);
+    return dirname(resolve(span.file));
+  }
+
+  readDataFile(path: string, span: Span): { text: string; absPath: string } | null {
+    const absPath = resolve(this.baseDir(span), path);
+    const text = this.readFile(absPath);
+    if (text === null) {
+      this.bag.report('file-not-found', `cannot read "${path}" (looked for ${displayPath(absPath)})`, span, {
+        hint: 'paths in a recipe are relative to the recipe file',
+      });
+      return null;
+    }
+    return { text, absPath };
+  }
+
+  validateJsonl(file: { text: string; absPath: string }, format: string, span: Span): void {
+    const required = REQUIRED_KEYS[format];
+    if (!required) return;
+    const path = displayPath(file.absPath);
+    let source: SourceFile | null = null;
+    const at = (offset: number, length: number): Span => {
+      source ??= new SourceFile(path, file.text);
+      this.extraSources.set(path, source);
+      return source.span(offset, offset + Math.max(1, length));
+    };
+    let problems = 0;
+    let rows = 0;
+    const fail = (offset: number, length: number, message: string): void => {
+      problems++;
+      if (problems <= MAX_ROW_ERRORS) {
+        this.bag.report('bad-jsonl', message, at(offset, length), { related: [{ message: `read as ${format} data here`, span }] });
+      }
+    };
+    let offset = 0;
+    for (const line of file.text.split('\n')) {
+      const start = offset;
+      offset += line.length + 1;
+      const trimmed = line.trim();
+      if (trimmed === '') continue;
+      rows++;
+      let row: unknown;
+      try {
+        row = JSON.parse(trimmed);
+      } catch (e) {
+        const position = /position (\d+)/.exec((e as Error).message);
+        const column = position ? Number(position[1]) + (line.length - line.trimStart().length) : 0;
+        fail(start + column, 1, `not valid JSON: ${(e as Error).message.replace(/^JSON\.parse: /, '')}`);
+        continue;
+      }
+      if (row === null || typeof row !== 'object' || Array.isArray(row)) {
+        fail(start, line.length, `each line must be a JSON object with ${required.map((k) => `"${k}"`).join(', ')}`);
+        continue;
+      }
+      const record = row as Record<string, unknown>;
+      const missing = required.filter((k) => !(k in record));
+      if (missing.length) {
+        fail(start, line.length, `a ${format} row needs ${missing.map((k) => `"${k}"`).join(', ')}${didYouMeanKeys(missing, Object.keys(record))}`);
+        continue;
+      }
+      const wrong = required.find((k) => (format === 'chat' ? !Array.isArray(record[k]) : typeof record[k] !== 'string'));
+      if (wrong) fail(start, line.length, `"${wrong}" must be ${format === 'chat' ? 'an array of {"role", "content"} messages' : 'a string'}`);
+    }
+    if (problems > MAX_ROW_ERRORS) {
+      this.bag.report('bad-jsonl', `${problems - MAX_ROW_ERRORS} more malformed rows in ${path} (${problems} of ${rows})`, span);
+    }
+    if (rows === 0) this.bag.report('bad-jsonl', `${path} has no rows`, span);
+  }
+
+  datasetType(format: string, seqLen: Dim | null, split: boolean, display: string): Ty {
+    const fields = datasetFields(format, seqLen);
+    if (!fields) return ERROR;
+    return { k: 'dataset', format: format as DatasetFormat, fields, splits: split, display, producedBy: null, decl: null };
+  }
+
+  stackModel(n: Dim, inner: ModelInstance, site: CallSite): ModelInstance | null {
+    const f = inner.forward;
+    if (!f) return null;
+    const input = f.params[0]?.type;
+    if (f.params.length !== 1 || !input || input.k !== 'tensor' || f.returns.k !== 'tensor' || input.dtype !== f.returns.dtype || !shapesEqual(input.shape, f.returns.shape)) {
+      site.report(
+        'stack-shape',
+        `stack: ${inner.display} maps ${f.params.map((p) => formatType(p.type)).join(', ')} to ${formatType(f.returns)}; stacking needs one input of the same type as the output`,
+        site.args.get('block')?.span ?? site.span,
+      );
+      return null;
+    }
+    return {
+      display: `stack(${formatDim(n)}, ${inner.display})`,
+      forward: f,
+      // The copies share one structure: their members are the inner block's (for lora targets, member access).
+      members: inner.members,
+      args: new Map([['n', { k: 'int', value: n }]]),
+      paramCount: mulDims(n, inner.paramCount),
+      frozen: false,
+      origin: { model: null, checkpoint: null },
+      checkpoints: inner.checkpoints,
+      lora: null,
+    };
+  }
+
+  loraModel(base: ModelInstance, targets: readonly string[], rank: number, site: CallSite): ModelInstance | null {
+    const names = submoduleNames(base);
+    const unknown = targets.filter((t) => !names.has(t));
+    if (unknown.length) {
+      site.report('unknown-member', `lora: ${base.display} has no submodule named ${unknown.map((u) => `'${u}'`).join(', ')}`, site.args.get('targets')?.span ?? site.span, {
+        hint: didYouMean(unknown[0]!, names) ?? `its submodules are: ${[...names].join(', ')}`,
+      });
+      return null;
+    }
+    if (targets.length === 0) {
+      site.report('missing-argument', 'lora: name the submodules to adapt, e.g. targets: [qkv, proj]', site.span);
+      return null;
+    }
+    return { ...base, display: `lora(${base.display}, rank: ${rank})`, lora: targets, frozen: false };
+  }
+}
+
+function didYouMeanKeys(missing: readonly string[], present: readonly string[]): string {
+  const hint = didYouMean(missing[0]!, present);
+  return hint ? ` (${hint})` : ` (found ${present.map((k) => `"${k}"`).join(', ') || 'no keys'})`;
+}

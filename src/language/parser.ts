@@ -1,0 +1,1585 @@
+/**
+ * The parser: text → `Recipe` AST plus syntax diagnostics. Never throws.
+ *
+ * Pipeline: `lexRecipe` → nesting guard → split into one token segment per
+ * top-level declaration → Chevrotain CST parser (rule names = EBNF
+ * productions) → `AstBuilder`, the one place CST becomes AST.
+ *
+ * Error recovery, in layers:
+ * - Segments: a declaration keyword (`model`, `stage`, ...) that is not a
+ *   label (`model:`), a member (`.model`) or a setting (`model =`) always
+ *   starts a new declaration, so an error can never swallow the next one.
+ * - Lists report a missing comma and carry on as if it were there; a missing
+ *   closer is inserted when the next token plainly belongs to the enclosing
+ *   construct (a setting `name =`, `let`, `}`, the next declaration).
+ * - Item loops (stage items, block members, deploy settings) resume at the
+ *   next item; everything else is Chevrotain's re-sync recovery.
+ * - Follow-up errors are dropped: at most one per line per declaration, none
+ *   before a token has been parsed since the previous one, and none right
+ *   after something the lexer already reported.
+ */
+import {
+  CstParser,
+  EOF,
+  tokenMatcher,
+  type CstElement,
+  type CstNode,
+  type IParserErrorMessageProvider,
+  type IRecognitionException,
+  type IToken,
+  type TokenType,
+} from 'chevrotain';
+import type * as A from './ast.js';
+import { closestName, DiagnosticBag, joinSpans, SourceFile } from './diagnostics.js';
+import {
+  AddOp,
+  AndAnd,
+  Arrow,
+  Bang,
+  Colon,
+  Comma,
+  CompareOp,
+  DECLARATION_KEYWORDS,
+  describeText,
+  KEYWORDS,
+  Dot,
+  Ellipsis,
+  Equals,
+  EvalWord,
+  Float,
+  Identifier,
+  Integer,
+  Kw,
+  LBrace,
+  LBracket,
+  lexRecipe,
+  LParen,
+  Minus,
+  MulOp,
+  Name,
+  OrOr,
+  RBrace,
+  RBracket,
+  RParen,
+  StarStar,
+  StringLiteral,
+  StringToken,
+  UnterminatedString,
+  allTokens,
+} from './lexer.js';
+
+/** Brackets nested deeper than this are cut out (and reported): recursive descent needs the stack. */
+export const MAX_NESTING = 64;
+/** Expression trees deeper than this (long operator chains) become ErrorExpr, so later phases may recurse freely. */
+export const MAX_EXPRESSION_DEPTH = 256;
+
+const TOP_LEVEL_EXPECTED = `expected a declaration (${DECLARATION_KEYWORDS.join(', ')})`;
+
+// ---------------------------------------------------------------- messages
+
+/** Describes the token an error was found at; the end of a segment is the next declaration's keyword. */
+function describeToken(t: IToken | undefined, follower: IToken | null): string {
+  if (t === undefined || t.tokenType === EOF) return follower ? `'${describeText(follower.image)}'` : 'end of file';
+  if (tokenMatcher(t, StringLiteral)) return `string ${describeText(t.image)}`;
+  if (KEYWORD_TYPES.has(t.tokenType)) return `keyword '${t.image}'`;
+  return `'${describeText(t.image)}'`;
+}
+
+function describeExpected(t: TokenType): string {
+  if (t === Identifier || t === Name) return 'a name';
+  if (t === StringLiteral) return 'a string';
+  return typeof t.LABEL === 'string' ? t.LABEL : t.name;
+}
+
+const KEYWORD_TYPES: ReadonlySet<TokenType> = new Set(Object.values(Kw));
+
+const EXPRESSION_RULES = new Set(['Expression', 'OrExpr', 'AndExpr', 'NotExpr', 'Comparison', 'Additive', 'Multiplicative', 'Unary', 'Power', 'Postfix', 'Primary', 'Argument']);
+
+/** What a `}` closes, for "expected X or '}'" when junk sits where the next item should be. */
+const ITEM_LISTS: Readonly<Record<string, string>> = {
+  StageDecl: "a setting (name = value), 'let', 'eval every' or '}'",
+  BlockDecl: "a block member (param, forward, name = value) or '}'",
+  DeployDecl: "a setting (name = value) or '}'",
+  Body: "'let' or '}'",
+};
+
+/** Chevrotain's default texts are long; these say what was expected and what was found, once. */
+class MessageProvider implements IParserErrorMessageProvider {
+  /** The token after the current segment: what "end of input" really is from the user's point of view. */
+  follower: IToken | null = null;
+
+  buildMismatchTokenMessage(o: { expected: TokenType; actual: IToken; previous: IToken; ruleName: string }): string {
+    const found = describeToken(o.actual, this.follower);
+    if (o.expected === EOF) return `unexpected ${found} at top level: ${TOP_LEVEL_EXPECTED}`;
+    const items = ITEM_LISTS[o.ruleName];
+    if (o.expected === RBrace && items !== undefined && o.actual.tokenType !== EOF && o.ruleName !== 'Body') return `expected ${items} but found ${found}`;
+    return `expected ${describeExpected(o.expected)} but found ${found}`;
+  }
+
+  buildNotAllInputParsedMessage(o: { firstRedundant: IToken; ruleName: string }): string {
+    return `unexpected ${describeToken(o.firstRedundant, this.follower)} at top level: ${TOP_LEVEL_EXPECTED}`;
+  }
+
+  buildNoViableAltMessage(o: { expectedPathsPerAlt: TokenType[][][]; actual: IToken[]; previous: IToken; ruleName: string }): string {
+    const found = describeToken(o.actual[0], this.follower);
+    const [first, second] = o.actual;
+    if (o.ruleName === 'StageItem' && first && second && tokenMatcher(first, Name) && second.tokenType !== Equals) {
+      // `batch 32`: a setting missing its '='; blame the token where '=' should be.
+      const what = first.tokenType === EvalWord ? "'every' or '='" : "'='";
+      return blame(second, `expected ${what} after '${first.image}' but found ${describeToken(second, this.follower)}`);
+    }
+    const what = EXPRESSION_RULES.has(o.ruleName) ? 'an expression' : RULE_WANTS[o.ruleName];
+    if (what !== undefined) return `expected ${what} but found ${found}`;
+    if (o.ruleName === 'Declaration' || o.ruleName === 'Recipe') return `unexpected ${found} at top level: ${TOP_LEVEL_EXPECTED}`;
+    const firsts = new Set<string>();
+    for (const alt of o.expectedPathsPerAlt) for (const path of alt) if (path[0]) firsts.add(describeExpected(path[0]));
+    return `expected ${[...firsts].join(' or ')} but found ${found}`;
+  }
+
+  buildEarlyExitMessage(o: { expectedIterationPaths: TokenType[][]; actual: IToken[]; previous: IToken; ruleName: string }): string {
+    const firsts = new Set(o.expectedIterationPaths.map((p) => (p[0] ? describeExpected(p[0]) : '')).filter((s) => s));
+    return `expected ${[...firsts].join(' or ')} but found ${describeToken(o.actual[0], this.follower)}`;
+  }
+}
+
+/**
+ * Marks a message as being about `t` rather than the token Chevrotain
+ * reports; `parseSegment` reads the mark back. Only real tokens are marked.
+ */
+function blame(t: IToken, message: string): string {
+  if (t.tokenType === EOF || !Number.isFinite(t.startOffset)) return message;
+  return `${BLAME}${t.startOffset}:${t.startOffset + t.image.length}${BLAME}${message}`;
+}
+const BLAME = '\u0000';
+
+/** What each choice rule was looking for, in words. */
+const RULE_WANTS: Readonly<Record<string, string>> = {
+  Type: 'a type such as f32[B, T] or (T1, T2)',
+  Dim: "a dimension or '...'",
+  Subscript: "an index, a slice or '...'",
+  Pattern: "a name or '('",
+  Body: "'=' or '{'",
+  BlockMember: 'a block member (param, forward or name = value)',
+  StageItem: "a setting (name = value), 'let' or 'eval every'",
+  ModulePath: 'a module path such as std.nn or "./file.pt-recipe"',
+};
+
+const messages = new MessageProvider();
+
+// ---------------------------------------------------------------- the grammar
+
+const EXPRESSION_START: ReadonlySet<TokenType> = new Set([
+  Integer, Float, StringToken, UnterminatedString, Kw['true']!, Kw['false']!, Kw['where']!, Identifier, EvalWord, LParen, LBracket, Minus, Bang,
+]);
+
+/** A problem found by a grammar action (Chevrotain only reports the ones it detects itself). */
+interface CustomError {
+  readonly token: IToken;
+  readonly previous: IToken;
+  readonly message: string;
+}
+
+/**
+ * The Chevrotain parser. Rule names are exactly the EBNF production names;
+ * each rule carries its production as a comment. Built once per process.
+ */
+class RecipeParser extends CstParser {
+  /** The text being parsed: gates look for line breaks between tokens. */
+  ptText = '';
+  /** Errors recorded by grammar actions during the current segment. */
+  ptErrors: CustomError[] = [];
+  /** Bracket depth of each `let` and of each '-', '(' or '[' that starts a line (see LetStatement). */
+  ptDepths = new Map<IToken, number>();
+  /** True while parsing the let statements of a braced Body. */
+  ptInBody = false;
+  /** Bracket depth of the `let` whose value is being parsed inside a Body, else -1. */
+  ptLetDepth = -1;
+
+  constructor() {
+    super(allTokens as TokenType[], {
+      recoveryEnabled: true,
+      nodeLocationTracking: 'onlyOffset',
+      errorMessageProvider: messages,
+      maxLookahead: 3,
+    });
+    this.performSelfAnalysis();
+  }
+
+  // ------------------------------------------------------------ file
+
+  // Recipe = { Declaration } ;
+  Recipe = this.RULE('Recipe', () => {
+    this.MANY(() => this.SUBRULE(this.Declaration));
+  });
+
+  // Declaration = ImportDecl | TokenizerDecl | ModelDecl | DatasetDecl | BlockDecl | FnDecl | StageDecl | DeployDecl ;
+  Declaration = this.RULE('Declaration', () => {
+    this.OR([
+      { ALT: () => this.SUBRULE(this.ImportDecl) },
+      { ALT: () => this.SUBRULE(this.TokenizerDecl) },
+      { ALT: () => this.SUBRULE(this.ModelDecl) },
+      { ALT: () => this.SUBRULE(this.DatasetDecl) },
+      { ALT: () => this.SUBRULE(this.BlockDecl) },
+      { ALT: () => this.SUBRULE(this.FnDecl) },
+      { ALT: () => this.SUBRULE(this.StageDecl) },
+      { ALT: () => this.SUBRULE(this.DeployDecl) },
+    ]);
+  });
+
+  // ImportDecl = "import" , ModulePath , [ "{" , NameList , "}" ] ;
+  ImportDecl = this.RULE('ImportDecl', () => {
+    this.CONSUME(Kw['import']!);
+    this.SUBRULE(this.ModulePath);
+    this.OPTION(() => {
+      this.CONSUME(LBrace);
+      this.SUBRULE(this.NameList);
+      this.CONSUME(RBrace);
+    });
+  });
+
+  // ModulePath = Identifier , { "." , Identifier } | String ;
+  ModulePath = this.RULE('ModulePath', () => {
+    this.OR([
+      {
+        ALT: () => {
+          this.CONSUME(Identifier);
+          this.MANY(() => {
+            this.CONSUME(Dot);
+            this.CONSUME2(Identifier);
+          });
+        },
+      },
+      { ALT: () => this.CONSUME(StringLiteral) },
+    ]);
+  });
+
+  // NameList = ImportName , { "," , ImportName } , [ "," ] ;
+  NameList = this.RULE('NameList', () => {
+    this.commaList(10, (i) => this.subrule(i, this.ImportName), () => this.LA(1).tokenType === Identifier, RBrace, true);
+  });
+
+  // ImportName = Identifier , [ "as" , Identifier ] ;
+  ImportName = this.RULE('ImportName', () => {
+    this.CONSUME(Identifier, { LABEL: 'name' });
+    this.OPTION(() => {
+      this.CONSUME(Kw['as']!);
+      this.CONSUME2(Identifier, { LABEL: 'alias' });
+    });
+  });
+
+  // TokenizerDecl = "tokenizer" , Identifier , "=" , Expression ;
+  TokenizerDecl = this.RULE('TokenizerDecl', () => this.valueDecl(Kw['tokenizer']!));
+  // ModelDecl = "model" , Identifier , "=" , Expression ;
+  ModelDecl = this.RULE('ModelDecl', () => this.valueDecl(Kw['model']!));
+  // DatasetDecl = "dataset" , Identifier , "=" , Expression ;
+  DatasetDecl = this.RULE('DatasetDecl', () => this.valueDecl(Kw['dataset']!));
+
+  // ------------------------------------------------------------ blocks and functions
+
+  // BlockDecl = "block" , Identifier , "(" , [ ParamList ] , ")" , [ WhereClause ] , "{" , { BlockMember } , "}" ;
+  BlockDecl = this.RULE('BlockDecl', () => {
+    this.CONSUME(Kw['block']!);
+    this.CONSUME(Identifier, { LABEL: 'name' });
+    this.CONSUME(LParen);
+    this.OPTION(() => this.SUBRULE(this.ParamList));
+    this.CONSUME(RParen);
+    this.OPTION2(() => this.SUBRULE(this.WhereClause));
+    this.CONSUME(LBrace);
+    this.MANY({ GATE: () => this.blockMemberAhead(), DEF: () => this.SUBRULE(this.BlockMember) });
+    this.CONSUME(RBrace);
+  });
+
+  // BlockMember = ParamMember | ForwardMember | SubmoduleMember ;
+  BlockMember = this.RULE('BlockMember', () => {
+    this.OR([
+      { ALT: () => this.SUBRULE(this.ParamMember) },
+      { ALT: () => this.SUBRULE(this.ForwardMember) },
+      { ALT: () => this.SUBRULE(this.SubmoduleMember) },
+    ]);
+  });
+
+  // ParamMember = "param" , Identifier , ":" , Type , "=" , Expression , [ "if" , Expression ] ;
+  ParamMember = this.RULE('ParamMember', () => {
+    this.CONSUME(Kw['param']!);
+    this.CONSUME(Identifier, { LABEL: 'name' });
+    this.CONSUME(Colon);
+    this.SUBRULE(this.Type);
+    this.CONSUME(Equals);
+    this.SUBRULE(this.Expression, { LABEL: 'init' });
+    this.OPTION(() => {
+      this.CONSUME(Kw['if']!);
+      this.SUBRULE2(this.Expression, { LABEL: 'condition' });
+    });
+  });
+
+  // SubmoduleMember = Identifier , "=" , Expression , [ "if" , Expression ] ;
+  SubmoduleMember = this.RULE('SubmoduleMember', () => {
+    this.CONSUME(Identifier, { LABEL: 'name' });
+    this.CONSUME(Equals);
+    this.SUBRULE(this.Expression, { LABEL: 'value' });
+    this.OPTION(() => {
+      this.CONSUME(Kw['if']!);
+      this.SUBRULE2(this.Expression, { LABEL: 'condition' });
+    });
+  });
+
+  // ForwardMember = "forward" , "(" , [ ParamList ] , ")" , "->" , Type , [ WhereClause ] , Body ;
+  ForwardMember = this.RULE('ForwardMember', () => {
+    this.CONSUME(Kw['forward']!);
+    this.CONSUME(LParen);
+    this.OPTION(() => this.SUBRULE(this.ParamList));
+    this.CONSUME(RParen);
+    this.CONSUME(Arrow);
+    this.SUBRULE(this.Type);
+    this.OPTION2(() => this.SUBRULE(this.WhereClause));
+    this.SUBRULE(this.Body);
+  });
+
+  // FnDecl = "fn" , Identifier , "(" , [ ParamList ] , ")" , [ "->" , Type ] , [ WhereClause ] , Body ;
+  FnDecl = this.RULE('FnDecl', () => {
+    this.CONSUME(Kw['fn']!);
+    this.CONSUME(Identifier, { LABEL: 'name' });
+    this.CONSUME(LParen);
+    this.OPTION(() => this.SUBRULE(this.ParamList));
+    this.CONSUME(RParen);
+    this.OPTION2(() => {
+      this.CONSUME(Arrow);
+      this.SUBRULE(this.Type);
+    });
+    this.OPTION3(() => this.SUBRULE(this.WhereClause));
+    this.SUBRULE(this.Body);
+  });
+
+  // ParamList = Parameter , { "," , Parameter } , [ "," ] ;
+  ParamList = this.RULE('ParamList', () => {
+    this.commaList(10, (i) => this.subrule(i, this.Parameter), () => this.LA(1).tokenType === Identifier, RParen, true);
+  });
+
+  // Parameter = Identifier , [ ":" , Type ] , [ "=" , Expression ] ;
+  Parameter = this.RULE('Parameter', () => {
+    this.CONSUME(Identifier, { LABEL: 'name' });
+    this.OPTION(() => {
+      this.CONSUME(Colon);
+      this.SUBRULE(this.Type);
+    });
+    this.OPTION2(() => {
+      this.CONSUME(Equals);
+      this.SUBRULE(this.Expression, { LABEL: 'default' });
+    });
+  });
+
+  // WhereClause = "where" , Expression , { "," , Expression } ;
+  WhereClause = this.RULE('WhereClause', () => {
+    this.CONSUME(Kw['where']!);
+    this.commaList(10, (i) => this.subrule(i, this.Expression), () => this.expressionAhead(1), null, false);
+  });
+
+  // Body = "=" , Expression | "{" , { LetStatement } , Expression , "}" ;
+  Body = this.RULE('Body', () => {
+    this.OR([
+      {
+        ALT: () => {
+          this.CONSUME(Equals);
+          this.SUBRULE(this.Expression, { LABEL: 'result' });
+        },
+      },
+      {
+        ALT: () => {
+          this.CONSUME(LBrace);
+          const saved = this.ptInBody;
+          this.ACTION(() => (this.ptInBody = true));
+          try {
+            this.MANY(() => this.SUBRULE(this.LetStatement));
+          } finally {
+            this.ACTION(() => (this.ptInBody = saved));
+          }
+          this.SUBRULE2(this.Expression, { LABEL: 'result' });
+          this.CONSUME(RBrace);
+        },
+      },
+    ]);
+  });
+
+  // LetStatement = "let" , Pattern , "=" , Expression ;
+  // Inside a braced Body the value ends before a line that starts with '-', '(' or '['
+  // at the let's bracket depth: that line is the body's result (see the EBNF notes).
+  LetStatement = this.RULE('LetStatement', () => {
+    const saved = this.ptLetDepth;
+    const letToken = this.CONSUME(Kw['let']!);
+    this.ACTION(() => {
+      this.ptLetDepth = this.ptInBody ? (this.ptDepths.get(letToken) ?? -1) : -1;
+    });
+    try {
+      this.SUBRULE(this.Pattern);
+      this.CONSUME(Equals);
+      this.SUBRULE(this.Expression);
+    } finally {
+      this.ACTION(() => {
+        this.ptLetDepth = saved;
+      });
+    }
+  });
+
+  // Pattern = Identifier | "(" , Pattern , { "," , Pattern } , ")" ;
+  Pattern = this.RULE('Pattern', () => {
+    this.OR([
+      { ALT: () => this.CONSUME(Identifier) },
+      {
+        ALT: () => {
+          this.CONSUME(LParen);
+          this.commaList(10, (i) => this.subrule(i, this.Pattern), () => this.LA(1).tokenType === Identifier || this.LA(1).tokenType === LParen, RParen, false);
+          this.CONSUME(RParen);
+        },
+      },
+    ]);
+  });
+
+  // ------------------------------------------------------------ types
+
+  // Type = TensorType | TupleType ;
+  Type = this.RULE('Type', () => {
+    this.OR([{ ALT: () => this.SUBRULE(this.TensorType) }, { ALT: () => this.SUBRULE(this.TupleType) }]);
+  });
+
+  // TensorType = Name , [ "[" , [ DimList ] , "]" ] ;   (a Name: the type `model` is a keyword)
+  TensorType = this.RULE('TensorType', () => {
+    this.CONSUME(Name, { LABEL: 'name' });
+    this.OPTION(() => {
+      this.CONSUME(LBracket);
+      this.OPTION2(() => this.SUBRULE(this.DimList));
+      this.CONSUME(RBracket);
+    });
+  });
+
+  // DimList = Dim , { "," , Dim } , [ "," ] ;
+  DimList = this.RULE('DimList', () => {
+    this.commaList(10, (i) => this.subrule(i, this.Dim), () => this.LA(1).tokenType === Ellipsis || this.expressionAhead(1), RBracket, true);
+  });
+
+  // Dim = "..." | Expression ;
+  Dim = this.RULE('Dim', () => {
+    this.OR([{ ALT: () => this.CONSUME(Ellipsis) }, { ALT: () => this.SUBRULE(this.Expression) }]);
+  });
+
+  // TupleType = "(" , Type , { "," , Type } , ")" ;
+  TupleType = this.RULE('TupleType', () => {
+    this.CONSUME(LParen);
+    this.commaList(10, (i) => this.subrule(i, this.Type), () => this.LA(1).tokenType === Identifier || this.LA(1).tokenType === LParen, RParen, false);
+    this.CONSUME(RParen);
+  });
+
+  // ------------------------------------------------------------ stages and deployment
+
+  // StageDecl = "stage" , Identifier , ":" , Identifier , Expression , [ "on" , Expression ] ,
+  //             [ "after" , Identifier , { "," , Identifier } ] , "{" , { StageItem } , "}" ;
+  StageDecl = this.RULE('StageDecl', () => {
+    this.CONSUME(Kw['stage']!);
+    this.CONSUME(Identifier, { LABEL: 'name' });
+    this.CONSUME(Colon);
+    this.CONSUME2(Identifier, { LABEL: 'stageKind' });
+    this.SUBRULE(this.Expression, { LABEL: 'target' });
+    this.OPTION(() => {
+      this.CONSUME(Kw['on']!);
+      this.SUBRULE2(this.Expression, { LABEL: 'dataset' });
+    });
+    this.OPTION2(() => {
+      this.CONSUME(Kw['after']!);
+      this.commaList(10, (i) => this.consume(i, Identifier, { LABEL: 'after' }), () => this.LA(1).tokenType === Identifier, LBrace, false);
+    });
+    this.CONSUME(LBrace);
+    this.MANY({ GATE: () => this.stageItemAhead(), DEF: () => this.SUBRULE(this.StageItem) });
+    this.CONSUME(RBrace);
+  });
+
+  // StageItem = EvalEvery | LetStatement | Setting ;
+  StageItem = this.RULE('StageItem', () => {
+    this.OR([
+      { ALT: () => this.SUBRULE(this.EvalEvery) },
+      { ALT: () => this.SUBRULE(this.LetStatement) },
+      { ALT: () => this.SUBRULE(this.Setting) },
+    ]);
+  });
+
+  // EvalEvery = "eval" , "every" , Expression , "on" , Expression ;
+  EvalEvery = this.RULE('EvalEvery', () => {
+    this.CONSUME(EvalWord);
+    this.CONSUME(Kw['every']!);
+    this.SUBRULE(this.Expression, { LABEL: 'every' });
+    this.CONSUME(Kw['on']!);
+    this.SUBRULE2(this.Expression, { LABEL: 'dataset' });
+  });
+
+  // Setting = Name , "=" , Expression ;
+  Setting = this.RULE('Setting', () => {
+    this.CONSUME(Name, { LABEL: 'name' });
+    this.CONSUME(Equals);
+    this.SUBRULE(this.Expression);
+  });
+
+  // DeployDecl = "deploy" , Expression , "to" , Identifier , "{" , { Setting } , "}" ;
+  DeployDecl = this.RULE('DeployDecl', () => {
+    this.CONSUME(Kw['deploy']!);
+    this.SUBRULE(this.Expression, { LABEL: 'target' });
+    this.CONSUME(Kw['to']!);
+    this.CONSUME(Identifier, { LABEL: 'format' });
+    this.CONSUME(LBrace);
+    this.MANY({ GATE: () => this.settingAhead(), DEF: () => this.SUBRULE(this.Setting) });
+    this.CONSUME(RBrace);
+  });
+
+  // ------------------------------------------------------------ expressions
+
+  // Expression = OrExpr ;
+  Expression = this.RULE('Expression', () => {
+    this.SUBRULE(this.OrExpr);
+  });
+
+  // OrExpr = AndExpr , { "||" , AndExpr } ;
+  OrExpr = this.RULE('OrExpr', () => {
+    this.SUBRULE(this.AndExpr);
+    this.MANY(() => {
+      this.CONSUME(OrOr);
+      this.SUBRULE2(this.AndExpr);
+    });
+  });
+
+  // AndExpr = NotExpr , { "&&" , NotExpr } ;
+  AndExpr = this.RULE('AndExpr', () => {
+    this.SUBRULE(this.NotExpr);
+    this.MANY(() => {
+      this.CONSUME(AndAnd);
+      this.SUBRULE2(this.NotExpr);
+    });
+  });
+
+  // NotExpr = { "!" } , Comparison ;   (a loop, not recursion: `!!!!x` cannot exhaust the stack)
+  NotExpr = this.RULE('NotExpr', () => {
+    this.MANY(() => this.CONSUME(Bang));
+    this.SUBRULE(this.Comparison);
+  });
+
+  // Comparison = Additive , [ ( "==" | "!=" | "<" | "<=" | ">" | ">=" ) , Additive ] ;
+  // A second operator (`a < b < c`) is reported and parsed on, left-associated.
+  Comparison = this.RULE('Comparison', () => {
+    this.SUBRULE(this.Additive);
+    let count = 0;
+    this.MANY(() => {
+      const op = this.CONSUME(CompareOp);
+      this.ACTION(() => {
+        if (++count === 2) this.ptErrors.push({ token: op, previous: this.LA(0), message: `comparison operators do not chain: '${op.image}' after a comparison needs parentheses` });
+      });
+      this.SUBRULE2(this.Additive);
+    });
+  });
+
+  // Additive = Multiplicative , { ( "+" | "-" ) , Multiplicative } ;
+  Additive = this.RULE('Additive', () => {
+    this.SUBRULE(this.Multiplicative);
+    this.MANY({
+      GATE: () => !this.endsLetValue(),
+      DEF: () => {
+        this.CONSUME(AddOp);
+        this.SUBRULE2(this.Multiplicative);
+      },
+    });
+  });
+
+  // Multiplicative = Unary , { ( "*" | "/" | "%" | "@" ) , Unary } ;
+  Multiplicative = this.RULE('Multiplicative', () => {
+    this.SUBRULE(this.Unary);
+    this.MANY(() => {
+      this.CONSUME(MulOp);
+      this.SUBRULE2(this.Unary);
+    });
+  });
+
+  // Unary = { "-" } , Power ;   (a loop for the same reason as NotExpr)
+  Unary = this.RULE('Unary', () => {
+    this.MANY(() => this.CONSUME(Minus));
+    this.SUBRULE(this.Power);
+  });
+
+  // Power = Postfix , [ "**" , Unary ] ;   (right associative: the exponent is a Unary)
+  Power = this.RULE('Power', () => {
+    this.SUBRULE(this.Postfix);
+    this.OPTION(() => {
+      this.CONSUME(StarStar);
+      this.SUBRULE(this.Unary);
+    });
+  });
+
+  // Postfix = Primary , { Call | Member | Index } ;
+  Postfix = this.RULE('Postfix', () => {
+    this.SUBRULE(this.Primary);
+    this.MANY({
+      GATE: () => !this.endsLetValue(),
+      DEF: () => {
+        this.OR([{ ALT: () => this.SUBRULE(this.Call) }, { ALT: () => this.SUBRULE(this.Member) }, { ALT: () => this.SUBRULE(this.Index) }]);
+      },
+    });
+  });
+
+  // Call = "(" , [ Argument , { "," , Argument } , [ "," ] ] , ")" ;
+  Call = this.RULE('Call', () => {
+    this.CONSUME(LParen);
+    this.OPTION(() => this.commaList(10, (i) => this.subrule(i, this.Argument), () => this.argumentAhead(), RParen, true));
+    this.CONSUME(RParen);
+  });
+
+  // Argument = [ Name , ":" ] , Expression ;
+  Argument = this.RULE('Argument', () => {
+    this.OPTION(() => {
+      this.CONSUME(Name, { LABEL: 'label' });
+      this.CONSUME(Colon);
+    });
+    this.SUBRULE(this.Expression);
+  });
+
+  // Member = "." , Name ;
+  Member = this.RULE('Member', () => {
+    this.CONSUME(Dot);
+    this.CONSUME(Name, { LABEL: 'name' });
+  });
+
+  // Index = "[" , Subscript , { "," , Subscript } , [ "," ] , "]" ;
+  Index = this.RULE('Index', () => {
+    this.CONSUME(LBracket);
+    this.commaList(10, (i) => this.subrule(i, this.Subscript), () => this.subscriptAhead(), RBracket, true);
+    this.CONSUME(RBracket);
+  });
+
+  // Subscript = "..." | [ Expression ] , ":" , [ Expression ] | Expression ;
+  // Written as: "..." | ":" [ Expression ] | Expression [ ":" [ Expression ] ], the same language in LL(1).
+  Subscript = this.RULE('Subscript', () => {
+    this.OR([
+      { ALT: () => this.CONSUME(Ellipsis) },
+      {
+        ALT: () => {
+          this.CONSUME(Colon);
+          this.OPTION(() => this.SUBRULE(this.Expression, { LABEL: 'end' }));
+        },
+      },
+      {
+        ALT: () => {
+          this.SUBRULE2(this.Expression, { LABEL: 'start' });
+          this.OPTION2(() => {
+            this.CONSUME2(Colon);
+            this.OPTION3(() => this.SUBRULE3(this.Expression, { LABEL: 'end' }));
+          });
+        },
+      },
+    ]);
+  });
+
+  // Primary = Integer | Float | String | "true" | "false" | Identifier | "where"
+  //         | "(" , Expression , ")"
+  //         | "(" , Expression , "," , [ Expression , { "," , Expression } , [ "," ] ] , ")"
+  //         | "[" , [ Expression , { "," , Expression } , [ "," ] ] , "]" ;
+  // Grouping and tuples share one alternative; the builder tells them apart by the commas.
+  Primary = this.RULE('Primary', () => {
+    this.OR([
+      { ALT: () => this.CONSUME(Integer) },
+      { ALT: () => this.CONSUME(Float) },
+      { ALT: () => this.CONSUME(StringLiteral) },
+      { ALT: () => this.CONSUME(Kw['true']!) },
+      { ALT: () => this.CONSUME(Kw['false']!) },
+      // A name at the start of a line followed by '=' is the next setting or member, not this value.
+      { GATE: () => !(this.LA(2).tokenType === Equals && this.startsLine(this.LA(1))), ALT: () => this.CONSUME(Identifier) },
+      // The built-in `where(cond, x, y)`: a where clause never starts where an expression can.
+      { ALT: () => this.CONSUME(Kw['where']!, { LABEL: 'Identifier' }) },
+      {
+        ALT: () => {
+          this.CONSUME(LParen);
+          this.commaList(10, (i) => this.subrule(i, this.Expression), () => this.expressionAhead(1), RParen, true);
+          this.CONSUME(RParen);
+        },
+      },
+      {
+        ALT: () => {
+          this.CONSUME(LBracket);
+          this.OPTION(() => this.commaList(20, (i) => this.subrule(i, this.Expression), () => this.expressionAhead(1), RBracket, true));
+          this.CONSUME(RBracket);
+        },
+      },
+    ]);
+  });
+
+  // ------------------------------------------------------------ helpers used by the rules
+
+  /** `kw , Identifier , "=" , Expression` — the shape of tokenizer, model and dataset declarations. */
+  private valueDecl(kw: TokenType): void {
+    this.CONSUME(kw);
+    this.CONSUME(Identifier, { LABEL: 'name' });
+    this.CONSUME(Equals);
+    this.SUBRULE(this.Expression, { LABEL: 'value' });
+  }
+
+  /**
+   * `elem , { "," , elem } , [ "," ]` (the trailing comma only when `trailing`).
+   * An element that follows another without a comma is reported once as a
+   * missing comma and parsed as if the comma were there. Uses occurrence
+   * indexes `base` and `base + 1`.
+   */
+  private commaList(base: number, elem: (occurrence: number) => void, startsElem: () => boolean, closer: TokenType | null, trailing: boolean): void {
+    elem(base);
+    this.many(base, {
+      GATE: () => {
+        if (this.LA(1).tokenType === Comma) return !(trailing && closer !== null && this.LA(2).tokenType === closer);
+        return startsElem() && !this.itemAhead();
+      },
+      DEF: () => {
+        const comma = this.option(base, () => this.consume(base, Comma));
+        this.ACTION(() => {
+          if (comma === undefined) {
+            const or = closer === null ? '' : ` or ${describeExpected(closer)}`;
+            this.ptErrors.push({ token: this.LA(1), previous: this.LA(0), message: `expected ','${or} but found ${describeToken(this.LA(1), messages.follower)}` });
+          }
+        });
+        elem(base + 1);
+      },
+    });
+    if (trailing) this.option(base + 1, () => this.consume(base + 1, Comma));
+  }
+
+  private expressionAhead(k: number): boolean {
+    return EXPRESSION_START.has(this.LA(k).tokenType);
+  }
+
+  private argumentAhead(): boolean {
+    return this.expressionAhead(1) || (tokenMatcher(this.LA(1), Name) && this.LA(2).tokenType === Colon);
+  }
+
+  private subscriptAhead(): boolean {
+    const t = this.LA(1).tokenType;
+    return t === Ellipsis || t === Colon || this.expressionAhead(1);
+  }
+
+  /** True when the next tokens start something no list element can: a setting `name =`, `let`, `eval every`, a block member. */
+  private itemAhead(): boolean {
+    const t = this.LA(1);
+    if (t.tokenType === Kw['let'] || t.tokenType === Kw['param'] || t.tokenType === Kw['forward']) return true;
+    if (t.tokenType === EvalWord && this.LA(2).tokenType === Kw['every']) return true;
+    return tokenMatcher(t, Name) && this.LA(2).tokenType === Equals;
+  }
+
+  /** A stage item starts with `let`, `eval every`, `name =`, or a name at the start of a line (a setting missing its `=`). */
+  private stageItemAhead(): boolean {
+    const t = this.LA(1);
+    if (this.itemAhead()) return true;
+    return tokenMatcher(t, Name) && this.startsLine(t);
+  }
+
+  private blockMemberAhead(): boolean {
+    const t = this.LA(1);
+    if (t.tokenType === Kw['param'] || t.tokenType === Kw['forward']) return true;
+    return t.tokenType === Identifier || t.tokenType === EvalWord ? this.LA(2).tokenType === Equals || this.startsLine(t) : false;
+  }
+
+  private settingAhead(): boolean {
+    const t = this.LA(1);
+    return tokenMatcher(t, Name) && (this.LA(2).tokenType === Equals || this.startsLine(t));
+  }
+
+  /** A '-', '(' or '[' starting a line at the let's own bracket depth ends the value of a let inside a Body. */
+  private endsLetValue(): boolean {
+    return this.ptLetDepth >= 0 && this.ptDepths.get(this.LA(1)) === this.ptLetDepth;
+  }
+
+  /** Whether a line break separates `t` from the token before it. */
+  private startsLine(t: IToken): boolean {
+    const prev = this.LA(0);
+    if (prev.tokenType === EOF || !Number.isFinite(prev.startOffset)) return true;
+    const text = this.ptText;
+    for (let i = prev.startOffset + prev.image.length; i < t.startOffset; i++) if (text.charCodeAt(i) === 10) return true;
+    return false;
+  }
+
+  // ------------------------------------------------------------ recovery tuning
+
+  /**
+   * Single-token insertion, as Chevrotain does it (the found token is a
+   * possible follower), plus: a missing closer is inserted before a token
+   * that clearly belongs to the enclosing construct.
+   */
+  canRecoverWithSingleTokenInsertion(expected: TokenType, follows: TokenType[]): boolean {
+    const la = this.LA(1);
+    if (expected === RParen || expected === RBracket || expected === RBrace) {
+      if (la.tokenType === EOF || la.tokenType === RBrace || this.itemAhead()) return true;
+    }
+    return follows.some((f) => tokenMatcher(la, f));
+  }
+
+  /** Resynchronising inside a repetition only pays off for item loops closed by `}` and the top level. */
+  shouldInRepetitionRecoveryBeTried(expected: TokenType, nextTokenIndex: number, notStuck: boolean): boolean {
+    if (expected !== RBrace && expected !== EOF) return false;
+    if (!notStuck || tokenMatcher(this.LA(1), expected)) return false;
+    // Prefer single-token insertion or deletion when either works.
+    if (this.canRecoverWithSingleTokenInsertion(expected, []) || tokenMatcher(this.LA(2), expected)) return false;
+    return nextTokenIndex !== undefined;
+  }
+}
+
+let parserInstance: RecipeParser | null = null;
+
+/** The parser is expensive to build (grammar analysis) and cheap to reuse. */
+function getParser(): RecipeParser {
+  parserInstance ??= new RecipeParser();
+  return parserInstance;
+}
+
+// ---------------------------------------------------------------- driver
+
+interface Problem {
+  readonly offset: number;
+  readonly span: A.Span;
+  readonly message: string;
+  readonly hint: string | null;
+}
+
+interface SegmentResult {
+  readonly cst: CstNode;
+  readonly problems: Problem[];
+}
+
+function isReal(t: IToken | undefined): t is IToken {
+  return t !== undefined && t.tokenType !== EOF && !t.isInsertedInRecovery && Number.isFinite(t.startOffset);
+}
+
+function tokenEnd(t: IToken): number {
+  return t.startOffset + t.image.length;
+}
+
+const DECLARATION_TYPES: ReadonlySet<TokenType> = new Set(DECLARATION_KEYWORDS.map((w) => Kw[w]!));
+const OPENERS: ReadonlySet<TokenType> = new Set([LParen, LBracket, LBrace]);
+const CLOSERS: ReadonlySet<TokenType> = new Set([RParen, RBracket, RBrace]);
+
+/**
+ * Whether the declaration keyword at `i` starts a declaration. Outside
+ * brackets it does unless it is a member (`.model`), a type (`x: model`,
+ * `-> model`) or a label; inside brackets — where it may also be a setting
+ * name (`model = policy`) — only when a name follows (`model m = ...`), so a
+ * missing `}` cannot hide the next declaration.
+ */
+function startsDeclaration(tokens: readonly IToken[], i: number, depth: number): boolean {
+  if (!DECLARATION_TYPES.has(tokens[i]!.tokenType)) return false;
+  const prev = i > 0 ? tokens[i - 1]!.tokenType : null;
+  if (prev === Dot || prev === Colon || prev === Arrow || (prev !== null && DECLARATION_TYPES.has(prev))) return false;
+  const next = tokens[i + 1]?.tokenType;
+  if (depth === 0) return next !== Colon;
+  return next === Identifier || next === EvalWord || (next !== undefined && tokens[i]!.tokenType === Kw['import'] && tokenMatcher(tokens[i + 1]!, StringLiteral));
+}
+
+/** Token index ranges [start, end), one per top-level declaration (the first may hold junk before any declaration). */
+function segments(tokens: readonly IToken[]): [number, number][] {
+  const out: [number, number][] = [];
+  let start = 0;
+  let depth = 0;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!.tokenType;
+    if (OPENERS.has(t)) depth++;
+    else if (CLOSERS.has(t)) depth = Math.max(0, depth - 1);
+    else if (i > 0 && startsDeclaration(tokens, i, depth)) {
+      out.push([start, i]);
+      start = i;
+      depth = 0;
+    }
+  }
+  if (tokens.length > 0) out.push([start, tokens.length]);
+  return out;
+}
+
+
+/**
+ * Cuts out brackets nested deeper than MAX_NESTING (each cut reported once),
+ * so that the recursive parser and every later phase stay within the stack.
+ */
+function limitNesting(tokens: IToken[], source: SourceFile, bag: DiagnosticBag, quiet: number[]): IToken[] {
+  let depth = 0;
+  let kept: IToken[] | null = null;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (OPENERS.has(t.tokenType)) {
+      if (depth >= MAX_NESTING) {
+        kept ??= tokens.slice(0, i);
+        let d = 0;
+        let j = i;
+        for (; j < tokens.length; j++) {
+          const tt = tokens[j]!.tokenType;
+          if (OPENERS.has(tt)) d++;
+          else if (CLOSERS.has(tt) && --d === 0) break;
+        }
+        bag.report('syntax-error', `brackets nested too deeply (more than ${MAX_NESTING} levels)`, source.span(t.startOffset, tokenEnd(t)));
+        quiet.push(t.startOffset);
+        i = j;
+        continue;
+      }
+      depth++;
+    } else if (CLOSERS.has(t.tokenType)) {
+      depth = Math.max(0, depth - 1);
+    }
+    kept?.push(t);
+  }
+  return kept ?? tokens;
+}
+
+/** Parses one segment and turns Chevrotain's and the grammar actions' errors into positioned problems. */
+function parseSegment(parser: RecipeParser, tokens: IToken[], follower: IToken | null, source: SourceFile): SegmentResult {
+  messages.follower = follower;
+  parser.input = tokens;
+  parser.ptErrors = [];
+  const cst = parser.Recipe();
+  const last = tokens[tokens.length - 1];
+  const endOffset = last ? tokenEnd(last) : 0;
+
+  const problems: Problem[] = [];
+  const place = (token: IToken, previous: IToken | undefined, message: string, hint: string | null): void => {
+    if (isReal(token)) {
+      problems.push({ offset: token.startOffset, span: source.span(token.startOffset, tokenEnd(token)), message, hint });
+    } else {
+      // Inserted tokens and the end of input have no position: pin to the end of the previous token.
+      const at = isReal(previous) ? tokenEnd(previous) : endOffset;
+      problems.push({ offset: at, span: source.span(at, at), message, hint });
+    }
+  };
+  for (const e of parser.errors as (IRecognitionException & { previousToken?: IToken })[]) {
+    let message = e.message;
+    if (message.startsWith(BLAME)) {
+      const close = message.indexOf(BLAME, 1);
+      const [start, end] = message.slice(1, close).split(':').map(Number) as [number, number];
+      message = message.slice(close + 1);
+      problems.push({ offset: start, span: source.span(start, end), message, hint: keywordHint(message, null) });
+      continue;
+    }
+    const topLevel = message.includes(' at top level: ');
+    const hint = topLevel && isReal(e.token) ? declarationHint(e.token) : keywordHint(message, e.token);
+    place(e.token, e.previousToken, message, hint);
+  }
+  for (const e of parser.ptErrors) place(e.token, e.previous, e.message, keywordHint(e.message, e.token));
+  problems.sort((a, b) => a.offset - b.offset);
+  return { cst, problems };
+}
+
+/** Contextual words and keywords long enough that a near miss (`afer`, `evry`) is worth a hint. */
+const HINT_WORDS: readonly string[] = [...KEYWORDS, 'eval'].filter((w) => w.length >= 4);
+
+/** "did you mean 'after'?" when the offending token is a misspelt keyword. */
+function keywordHint(message: string, t: IToken | null): string | null {
+  const m = / but found '([A-Za-z_][A-Za-z0-9_]*)'$/.exec(message);
+  const word = m?.[1] ?? (t && t.tokenType === Identifier ? t.image : null);
+  if (!word || word.length < 4) return null;
+  const best = closestName(word, HINT_WORDS);
+  return best && best !== word ? `did you mean '${best}'?` : null;
+}
+
+function declarationHint(t: IToken): string | null {
+  if (t.tokenType !== Identifier) return null;
+  const best = closestName(t.image, DECLARATION_KEYWORDS);
+  return best ? `did you mean '${best}'?` : null;
+}
+
+/** Start offsets of the real tokens of a CST, for deciding whether the parser made progress between two errors. */
+function tokenOffsets(node: CstNode, out: number[]): number[] {
+  for (const list of Object.values(node.children)) {
+    for (const el of list) {
+      if ('tokenType' in el) {
+        if (isReal(el)) out.push(el.startOffset);
+      } else tokenOffsets(el, out);
+    }
+  }
+  return out;
+}
+
+/**
+ * Drops follow-up errors: one per line, none until a token was parsed after
+ * the previous error, none right after text the lexer already reported.
+ */
+function filterProblems(problems: Problem[], cst: CstNode, tokens: readonly IToken[], quiet: readonly number[]): Problem[] {
+  if (problems.length === 0) return problems;
+  const kept: Problem[] = [];
+  let consumed: number[] | null = null;
+  let lastLine = -1;
+  let lastOffset = -1;
+  for (const p of problems) {
+    if (isQuiet(p.offset, tokens, quiet)) continue;
+    if (kept.length > 0) {
+      if (p.span.line === lastLine) continue;
+      consumed ??= tokenOffsets(cst, []).sort((a, b) => a - b);
+      if (!anyInRange(consumed, lastOffset, p.offset)) continue;
+    }
+    kept.push(p);
+    lastLine = p.span.line;
+    lastOffset = p.offset;
+  }
+  return kept;
+}
+
+/** Whether an already-reported lexical problem lies between the error position and the token before it. */
+function isQuiet(offset: number, tokens: readonly IToken[], quiet: readonly number[]): boolean {
+  if (quiet.length === 0) return false;
+  // The previous token ends at or before `offset`; find where it ends.
+  let lo = 0;
+  let hi = tokens.length - 1;
+  let prevEnd = 0;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const t = tokens[mid]!;
+    if (t.startOffset < offset) {
+      prevEnd = Math.max(prevEnd, tokenEnd(t));
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return anyInRange(quiet, Math.min(prevEnd, offset), offset + 1);
+}
+
+/** Whether a sorted array holds a value in [from, to). */
+function anyInRange(sorted: readonly number[], from: number, to: number): boolean {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < from) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < sorted.length && sorted[lo]! < to;
+}
+
+const LINE_START_BREAKERS: ReadonlySet<TokenType> = new Set([Minus, LParen, LBracket]);
+
+/** Bracket depths of `let` tokens and of '-', '(' and '[' tokens that begin a line; the rest is not needed. */
+function letDepths(tokens: readonly IToken[], text: string): Map<IToken, number> {
+  const out = new Map<IToken, number>();
+  let depth = 0;
+  let prevEnd = 0;
+  for (const t of tokens) {
+    if (t.tokenType === Kw['let']) out.set(t, depth);
+    else if (LINE_START_BREAKERS.has(t.tokenType) && text.lastIndexOf('\n', t.startOffset) >= prevEnd) out.set(t, depth);
+    if (OPENERS.has(t.tokenType)) depth++;
+    else if (CLOSERS.has(t.tokenType)) depth = Math.max(0, depth - 1);
+    prevEnd = tokenEnd(t);
+  }
+  return out;
+}
+
+/** Lexes and parses; calls `onSegment` with each declaration's CST. Shared by parseRecipe and the grammar tests. */
+function run(text: string, source: SourceFile, bag: DiagnosticBag, onSegment: (cst: CstNode, tokenCount: number) => void): A.Comment[] {
+  const parser = getParser();
+  const lexed = lexRecipe(text, source, bag);
+  const quiet = [...lexed.invalidOffsets];
+  for (const t of lexed.tokens) if (t.tokenType === UnterminatedString) quiet.push(tokenEnd(t));
+  const tokens = limitNesting(lexed.tokens, source, bag, quiet);
+  quiet.sort((a, b) => a - b);
+  parser.ptText = text;
+  parser.ptDepths = letDepths(tokens, text);
+  parser.ptInBody = false;
+  parser.ptLetDepth = -1;
+  for (const [start, end] of segments(tokens)) {
+    const slice = tokens.slice(start, end);
+    const { cst, problems } = parseSegment(parser, slice, tokens[end] ?? null, source);
+    for (const p of filterProblems(problems, cst, tokens, quiet)) bag.report('syntax-error', p.message, p.span, { hint: p.hint });
+    onSegment(cst, end - start);
+  }
+  parser.ptText = '';
+  parser.ptDepths = new Map();
+  return lexed.comments;
+}
+
+/**
+ * Parses a recipe. Syntax errors go to `bag` (codes `syntax-error`,
+ * `unterminated-string`, `invalid-character`, `invalid-escape`); the tree is
+ * built from whatever could be recovered, with `ErrorExpr` where an
+ * expression is missing and empty names where a name is. Never throws.
+ */
+export function parseRecipe(text: string, file: string, bag: DiagnosticBag): A.Recipe {
+  const source = new SourceFile(file, text);
+  const builder = new AstBuilder(source, bag);
+  const declarations: A.Declaration[] = [];
+  try {
+    const comments = run(text, source, bag, (cst, count) => declarations.push(...builder.recipe(cst, count)));
+    return { kind: 'Recipe', declarations, comments, loc: source.span(0, text.length) };
+  } catch (e) {
+    if (e instanceof RangeError) {
+      bag.report('syntax-error', 'the recipe is nested too deeply to parse', source.span(0, 0));
+    } else {
+      bag.report('internal-error', `internal error in the parser: ${(e as Error)?.message ?? String(e)}`, source.span(0, 0), {
+        hint: 'this is a bug in pt-recipe; please report it with this recipe',
+      });
+    }
+    return { kind: 'Recipe', declarations, comments: [], loc: source.span(0, text.length) };
+  }
+}
+
+/** The names of all parser rules (= the EBNF productions the parser implements). */
+export function parserRuleNames(): string[] {
+  return Object.keys(getParser().getGAstProductions());
+}
+
+/** The names of the parser rules used while parsing `text`: for checking that examples cover the grammar. */
+export function exercisedRules(text: string): Set<string> {
+  const names = new Set<string>();
+  const walk = (node: CstNode): void => {
+    names.add(node.name);
+    for (const list of Object.values(node.children)) for (const el of list) if (!('tokenType' in el)) walk(el);
+  };
+  run(text, new SourceFile('<rules>', text), new DiagnosticBag(), walk);
+  return names;
+}
+
+// ---------------------------------------------------------------- CST → AST
+
+type Kids = Record<string, CstElement[] | undefined>;
+const NONE: readonly never[] = Object.freeze([]);
+
+// CST accessors: a child missing after error recovery reads as absent, never as an exception.
+function subs(n: CstNode | undefined, key: string): readonly CstNode[] {
+  return ((n?.children as Kids | undefined)?.[key] as CstNode[] | undefined) ?? NONE;
+}
+function sub(n: CstNode | undefined, key: string): CstNode | undefined {
+  return ((n?.children as Kids | undefined)?.[key] as CstNode[] | undefined)?.[0];
+}
+function toks(n: CstNode | undefined, key: string): readonly IToken[] {
+  return ((n?.children as Kids | undefined)?.[key] as IToken[] | undefined) ?? NONE;
+}
+function tok(n: CstNode | undefined, key: string): IToken | undefined {
+  return ((n?.children as Kids | undefined)?.[key] as IToken[] | undefined)?.[0];
+}
+
+/**
+ * The one place CST becomes AST. Every node's `loc` comes from `nodeSpan` or
+ * `tokenSpan`; missing parts (from error recovery) become empty names and
+ * `ErrorExpr` placed at the end of the last real token seen (`pos`).
+ */
+class AstBuilder {
+  /** End offset of the last real token or node converted: where a missing piece is placed. */
+  private pos = 0;
+  /** Depths of expressions deeper than 1; only kept for declarations long enough to exceed the limit. */
+  private depths: Map<A.Expression, number> | null = null;
+  private deepReported = false;
+
+  constructor(
+    private readonly source: SourceFile,
+    private readonly bag: DiagnosticBag,
+  ) {}
+
+  // ------------------------------------------------------------ spans
+
+  private tokenSpan(t: IToken | undefined): A.Span {
+    if (isReal(t)) {
+      this.pos = tokenEnd(t);
+      return this.source.span(t.startOffset, this.pos);
+    }
+    return this.source.span(this.pos, this.pos);
+  }
+
+  /** Moves `pos` past a token the AST does not keep (`=`, `:`), so a missing piece after it is placed after it. */
+  private skip(t: IToken | undefined): void {
+    if (isReal(t)) this.pos = tokenEnd(t);
+  }
+
+  /** Span of a whole CST node; call after converting its children. */
+  private nodeSpan(n: CstNode | undefined): A.Span {
+    const loc = n?.location;
+    if (loc && Number.isFinite(loc.startOffset) && Number.isFinite(loc.endOffset) && loc.endOffset! >= loc.startOffset) {
+      this.pos = Math.max(this.pos, loc.endOffset! + 1);
+      return this.source.span(loc.startOffset, loc.endOffset! + 1);
+    }
+    return this.source.span(this.pos, this.pos);
+  }
+
+  private ident(t: IToken | undefined): A.Identifier {
+    return { kind: 'Identifier', name: isReal(t) ? t.image : '', loc: this.tokenSpan(t) };
+  }
+
+  private errorExpr(): A.ErrorExpr {
+    return { kind: 'ErrorExpr', loc: this.source.span(this.pos, this.pos) };
+  }
+
+  /** Records an expression's depth; one deeper than MAX_EXPRESSION_DEPTH is replaced by ErrorExpr (reported once). */
+  private mk(e: A.Expression, ...children: A.Expression[]): A.Expression {
+    const depths = this.depths;
+    if (depths === null) return e;
+    let d = 0;
+    for (const c of children) d = Math.max(d, depths.get(c) ?? 1);
+    if (d + 1 > MAX_EXPRESSION_DEPTH) {
+      if (!this.deepReported) {
+        this.deepReported = true;
+        this.bag.report('syntax-error', `expression nested too deeply (more than ${MAX_EXPRESSION_DEPTH} levels)`, e.loc, {
+          hint: 'split it with let statements',
+        });
+      }
+      return { kind: 'ErrorExpr', loc: e.loc };
+    }
+    if (d > 0) depths.set(e, d + 1);
+    return e;
+  }
+
+  // ------------------------------------------------------------ declarations
+
+  /**
+   * The declarations of one segment's `Recipe` node. An expression tree can
+   * be no deeper than its token count, so depths are only tracked for
+   * segments longer than MAX_EXPRESSION_DEPTH tokens.
+   */
+  recipe(n: CstNode, tokenCount: number): A.Declaration[] {
+    this.depths = tokenCount > MAX_EXPRESSION_DEPTH ? new Map() : null;
+    const out: A.Declaration[] = [];
+    for (const d of subs(n, 'Declaration')) {
+      const decl = this.declaration(d);
+      if (decl) out.push(decl);
+    }
+    return out;
+  }
+
+  private declaration(n: CstNode): A.Declaration | null {
+    let key = '';
+    for (const k in n.children) key = k;
+    const c = sub(n, key);
+    if (!c) return null;
+    switch (key) {
+      case 'ImportDecl':
+        return this.importDecl(c);
+      case 'TokenizerDecl':
+        return this.valueDecl(c, 'TokenizerDecl');
+      case 'ModelDecl':
+        return this.valueDecl(c, 'ModelDecl');
+      case 'DatasetDecl':
+        return this.valueDecl(c, 'DatasetDecl');
+      case 'BlockDecl':
+        return this.blockDecl(c);
+      case 'FnDecl':
+        return this.fnDecl(c);
+      case 'StageDecl':
+        return this.stageDecl(c);
+      case 'DeployDecl':
+        return this.deployDecl(c);
+      default:
+        return null;
+    }
+  }
+
+  private importDecl(n: CstNode): A.ImportDecl {
+    this.skip(tok(n, 'KwImport'));
+    const p = sub(n, 'ModulePath');
+    let path: A.ImportDecl['path'];
+    const str = tok(p, 'StringLiteral');
+    if (str) {
+      path = { kind: 'StringLiteral', value: stringValue(str), loc: this.tokenSpan(str) };
+    } else {
+      const segments = toks(p, 'Identifier').map((t) => this.ident(t));
+      path = { kind: 'ModulePath', segments, loc: this.nodeSpan(p) };
+    }
+    const list = sub(n, 'NameList');
+    const names = tok(n, 'LBrace')
+      ? subs(list, 'ImportName').map((m): A.ImportName => {
+          const name = this.ident(tok(m, 'name'));
+          const alias = tok(m, 'KwAs') ? this.ident(tok(m, 'alias')) : null;
+          return { kind: 'ImportName', name, alias, loc: this.nodeSpan(m) };
+        })
+      : null;
+    return { kind: 'ImportDecl', path, names, loc: this.nodeSpan(n) };
+  }
+
+  private valueDecl<K extends 'TokenizerDecl' | 'ModelDecl' | 'DatasetDecl'>(n: CstNode, kind: K): A.Declaration {
+    const name = this.ident(tok(n, 'name'));
+    this.skip(tok(n, 'Equals'));
+    const value = this.expr(sub(n, 'value'));
+    return { kind, name, value, loc: this.nodeSpan(n) } as A.TokenizerDecl | A.ModelDecl | A.DatasetDecl;
+  }
+
+  private blockDecl(n: CstNode): A.BlockDecl {
+    const name = this.ident(tok(n, 'name'));
+    const params = this.params(sub(n, 'ParamList'));
+    const where = this.where(sub(n, 'WhereClause'));
+    const members: A.BlockMember[] = [];
+    for (const m of subs(n, 'BlockMember')) {
+      const member = this.blockMember(m);
+      if (member) members.push(member);
+    }
+    return { kind: 'BlockDecl', name, params, where, members, loc: this.nodeSpan(n) };
+  }
+
+  private blockMember(n: CstNode): A.BlockMember | null {
+    const p = sub(n, 'ParamMember');
+    if (p) {
+      const name = this.ident(tok(p, 'name'));
+      this.skip(tok(p, 'Colon'));
+      const type = this.type(sub(p, 'Type'));
+      this.skip(tok(p, 'Equals'));
+      const init = this.expr(sub(p, 'init'));
+      const condition = tok(p, 'KwIf') ? this.expr(sub(p, 'condition')) : null;
+      return { kind: 'ParamMember', name, type, init, condition, loc: this.nodeSpan(p) };
+    }
+    const f = sub(n, 'ForwardMember');
+    if (f) {
+      const params = this.params(sub(f, 'ParamList'));
+      this.skip(tok(f, 'Arrow'));
+      const returnType = this.type(sub(f, 'Type'));
+      const where = this.where(sub(f, 'WhereClause'));
+      const body = this.body(sub(f, 'Body'));
+      return { kind: 'ForwardMember', params, returnType, where, body, loc: this.nodeSpan(f) };
+    }
+    const s = sub(n, 'SubmoduleMember');
+    if (s) {
+      const name = this.ident(tok(s, 'name'));
+      this.skip(tok(s, 'Equals'));
+      const value = this.expr(sub(s, 'value'));
+      const condition = tok(s, 'KwIf') ? this.expr(sub(s, 'condition')) : null;
+      return { kind: 'SubmoduleMember', name, value, condition, loc: this.nodeSpan(s) };
+    }
+    return null;
+  }
+
+  private fnDecl(n: CstNode): A.FnDecl {
+    const name = this.ident(tok(n, 'name'));
+    const params = this.params(sub(n, 'ParamList'));
+    const returnType = tok(n, 'Arrow') ? this.type(sub(n, 'Type')) : null;
+    const where = this.where(sub(n, 'WhereClause'));
+    const body = this.body(sub(n, 'Body'));
+    return { kind: 'FnDecl', name, params, returnType, where, body, loc: this.nodeSpan(n) };
+  }
+
+  private params(n: CstNode | undefined): A.Parameter[] {
+    return subs(n, 'Parameter').map((p): A.Parameter => {
+      const name = this.ident(tok(p, 'name'));
+      const type = tok(p, 'Colon') ? this.type(sub(p, 'Type')) : null;
+      this.skip(tok(p, 'Equals'));
+      const dflt = tok(p, 'Equals') ? this.expr(sub(p, 'default')) : null;
+      return { kind: 'Parameter', name, type, default: dflt, loc: this.nodeSpan(p) };
+    });
+  }
+
+  private where(n: CstNode | undefined): A.Expression[] {
+    if (!n) return [];
+    this.skip(tok(n, 'KwWhere'));
+    const out = subs(n, 'Expression').map((e) => this.expr(e));
+    return out.length > 0 ? out : [this.errorExpr()];
+  }
+
+  private body(n: CstNode | undefined): A.Body {
+    const braced = tok(n, 'LBrace') !== undefined;
+    this.skip(tok(n, braced ? 'LBrace' : 'Equals'));
+    const statements = subs(n, 'LetStatement').map((s) => this.letStatement(s));
+    const result = this.expr(sub(n, 'result'));
+    return { kind: 'Body', braced, statements, result, loc: this.nodeSpan(n) };
+  }
+
+  private letStatement(n: CstNode): A.LetStatement {
+    this.skip(tok(n, 'KwLet'));
+    const pattern = this.pattern(sub(n, 'Pattern'));
+    this.skip(tok(n, 'Equals'));
+    const value = this.expr(sub(n, 'Expression'));
+    return { kind: 'LetStatement', pattern, value, loc: this.nodeSpan(n) };
+  }
+
+  private pattern(n: CstNode | undefined): A.Pattern {
+    if (tok(n, 'LParen')) {
+      const elements = subs(n, 'Pattern').map((p) => this.pattern(p));
+      return { kind: 'TuplePattern', elements, loc: this.nodeSpan(n) };
+    }
+    const name = this.ident(tok(n, 'Identifier'));
+    return { kind: 'NamePattern', name, loc: name.loc };
+  }
+
+  private stageDecl(n: CstNode): A.StageDecl {
+    const name = this.ident(tok(n, 'name'));
+    this.skip(tok(n, 'Colon'));
+    const stageKind = this.ident(tok(n, 'stageKind'));
+    const target = this.expr(sub(n, 'target'));
+    this.skip(tok(n, 'KwOn'));
+    const dataset = tok(n, 'KwOn') ? this.expr(sub(n, 'dataset')) : null;
+    const after = toks(n, 'after').map((t) => this.ident(t));
+    const items: A.StageItem[] = [];
+    for (const it of subs(n, 'StageItem')) {
+      const e = sub(it, 'EvalEvery');
+      const l = sub(it, 'LetStatement');
+      const s = sub(it, 'Setting');
+      if (e) {
+        this.skip(tok(e, 'KwEvery'));
+        const every = this.expr(sub(e, 'every'));
+        this.skip(tok(e, 'KwOn'));
+        const dataset = this.expr(sub(e, 'dataset'));
+        items.push({ kind: 'EvalEvery', every, dataset, loc: this.nodeSpan(e) });
+      } else if (l) items.push(this.letStatement(l));
+      else if (s) items.push(this.setting(s));
+    }
+    return { kind: 'StageDecl', name, stageKind, target, dataset, after, items, loc: this.nodeSpan(n) };
+  }
+
+  private setting(n: CstNode): A.Setting {
+    const name = this.ident(tok(n, 'name'));
+    this.skip(tok(n, 'Equals'));
+    const value = this.expr(sub(n, 'Expression'));
+    return { kind: 'Setting', name, value, loc: this.nodeSpan(n) };
+  }
+
+  private deployDecl(n: CstNode): A.DeployDecl {
+    this.skip(tok(n, 'KwDeploy'));
+    const target = this.expr(sub(n, 'target'));
+    this.skip(tok(n, 'KwTo'));
+    const format = this.ident(tok(n, 'format'));
+    const settings = subs(n, 'Setting').map((s) => this.setting(s));
+    return { kind: 'DeployDecl', target, format, settings, loc: this.nodeSpan(n) };
+  }
+
+  // ------------------------------------------------------------ types
+
+  private type(n: CstNode | undefined): A.TypeNode {
+    const tuple = sub(n, 'TupleType');
+    if (tuple) {
+      const elements = subs(tuple, 'Type').map((t) => this.type(t));
+      return { kind: 'TupleTypeNode', elements, loc: this.nodeSpan(tuple) };
+    }
+    const t = sub(n, 'TensorType');
+    const name = this.ident(tok(t, 'name'));
+    let dims: A.DimNode[] | null = null;
+    if (tok(t, 'LBracket')) {
+      this.skip(tok(t, 'LBracket'));
+      dims = subs(sub(t, 'DimList'), 'Dim').map((d): A.DimNode => {
+        const e = tok(d, 'Ellipsis');
+        return e ? { kind: 'EllipsisDim', loc: this.tokenSpan(e) } : this.expr(sub(d, 'Expression'));
+      });
+    }
+    return { kind: 'TensorTypeNode', name, dims, loc: t ? this.nodeSpan(t) : name.loc };
+  }
+
+  // ------------------------------------------------------------ expressions
+
+  expr(n: CstNode | undefined): A.Expression {
+    if (!n) return this.errorExpr();
+    return this.chain(sub(n, 'OrExpr'), 'AndExpr', 'OrOr', (a) => this.chain(a, 'NotExpr', 'AndAnd', (b) => this.notExpr(b)));
+  }
+
+  /** A left-associative chain `operand { op operand }`; a missing operand after an operator is ErrorExpr. */
+  private chain(n: CstNode | undefined, operandKey: string, opKey: string, operand: (c: CstNode | undefined) => A.Expression): A.Expression {
+    if (!n) return this.errorExpr();
+    const operands = subs(n, operandKey);
+    const ops = toks(n, opKey);
+    let left = operand(operands[0]);
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      const opLoc = this.tokenSpan(op);
+      const right = operand(operands[i + 1]);
+      left = this.mk({ kind: 'BinaryExpr', op: op.image as A.BinaryOp, left, right, opLoc, loc: joinSpans(left.loc, right.loc) }, left, right);
+    }
+    return left;
+  }
+
+  private notExpr(n: CstNode | undefined): A.Expression {
+    return this.prefixed(n, 'Bang', '!', (c) => this.chain(sub(c, 'Comparison'), 'Additive', 'CompareOp', (a) => this.additive(a)));
+  }
+
+  private additive(n: CstNode | undefined): A.Expression {
+    return this.chain(n, 'Multiplicative', 'AddOp', (m) => this.chain(m, 'Unary', 'MulOp', (u) => this.unary(u)));
+  }
+
+  private unary(n: CstNode | undefined): A.Expression {
+    return this.prefixed(n, 'Minus', '-', (c) => this.power(sub(c, 'Power')));
+  }
+
+  /** `{ op } inner`: prefix operators apply right to left. */
+  private prefixed(n: CstNode | undefined, key: string, op: '-' | '!', inner: (n: CstNode | undefined) => A.Expression): A.Expression {
+    if (!n) return this.errorExpr();
+    const opSpans = toks(n, key).map((t) => this.tokenSpan(t));
+    let e = inner(n);
+    for (let i = opSpans.length - 1; i >= 0; i--) e = this.mk({ kind: 'UnaryExpr', op, operand: e, loc: joinSpans(opSpans[i]!, e.loc) }, e);
+    return e;
+  }
+
+  private power(n: CstNode | undefined): A.Expression {
+    if (!n) return this.errorExpr();
+    const base = this.postfix(sub(n, 'Postfix'));
+    const op = tok(n, 'StarStar');
+    if (!op) return base;
+    const opLoc = this.tokenSpan(op);
+    const exponent = this.unary(sub(n, 'Unary'));
+    return this.mk({ kind: 'BinaryExpr', op: '**', left: base, right: exponent, opLoc, loc: joinSpans(base.loc, exponent.loc) }, base, exponent);
+  }
+
+  private postfix(n: CstNode | undefined): A.Expression {
+    if (!n) return this.errorExpr();
+    let e = this.primary(sub(n, 'Primary'));
+    const suffixes = [...subs(n, 'Call'), ...subs(n, 'Member'), ...subs(n, 'Index')];
+    // The CST groups children by kind; source order is restored from their offsets.
+    if (suffixes.length > 1) suffixes.sort((a, b) => (a.location?.startOffset ?? 0) - (b.location?.startOffset ?? 0));
+    for (const s of suffixes) {
+      if (s.name === 'Call') {
+        const args = subs(s, 'Argument').map((a): A.Argument => {
+          const labelTok = tok(a, 'label');
+          const label = labelTok ? this.ident(labelTok) : null;
+          this.skip(tok(a, 'Colon'));
+          const value = this.expr(sub(a, 'Expression'));
+          return { kind: 'Argument', label, value, loc: this.nodeSpan(a) };
+        });
+        e = this.mk({ kind: 'CallExpr', callee: e, args, loc: joinSpans(e.loc, this.nodeSpan(s)) }, e, ...args.map((a) => a.value));
+      } else if (s.name === 'Member') {
+        this.skip(tok(s, 'Dot'));
+        const member = this.ident(tok(s, 'name'));
+        e = this.mk({ kind: 'MemberExpr', object: e, member, loc: joinSpans(e.loc, this.nodeSpan(s)) }, e);
+      } else {
+        const subscripts = subs(s, 'Subscript').map((x) => this.subscript(x));
+        const parts: A.Expression[] = [];
+        for (const x of subscripts) {
+          if (x.kind === 'IndexSubscript') parts.push(x.index);
+          else if (x.kind === 'SliceSubscript') {
+            if (x.start) parts.push(x.start);
+            if (x.end) parts.push(x.end);
+          }
+        }
+        e = this.mk({ kind: 'IndexExpr', object: e, subscripts, loc: joinSpans(e.loc, this.nodeSpan(s)) }, e, ...parts);
+      }
+    }
+    return e;
+  }
+
+  private subscript(n: CstNode): A.Subscript {
+    const dots = tok(n, 'Ellipsis');
+    if (dots) return { kind: 'EllipsisSubscript', loc: this.tokenSpan(dots) };
+    const colon = tok(n, 'Colon');
+    const start = sub(n, 'start');
+    if (!colon) return { kind: 'IndexSubscript', index: this.expr(start), loc: this.nodeSpan(n) };
+    const s = start ? this.expr(start) : null;
+    this.skip(colon);
+    const endNode = sub(n, 'end');
+    const e = endNode ? this.expr(endNode) : null;
+    return { kind: 'SliceSubscript', start: s, end: e, loc: this.nodeSpan(n) };
+  }
+
+  private primary(n: CstNode | undefined): A.Expression {
+    if (!n) return this.errorExpr();
+    const c = n.children as Kids;
+    const int = c['Integer']?.[0] as IToken | undefined;
+    if (int) {
+      const raw = int.image;
+      return { kind: 'NumberLiteral', value: Number(raw.includes('_') ? raw.replace(/_/g, '') : raw), isInteger: true, raw, loc: this.tokenSpan(int) };
+    }
+    const flt = c['Float']?.[0] as IToken | undefined;
+    if (flt) return { kind: 'NumberLiteral', value: Number(flt.image), isInteger: false, raw: flt.image, loc: this.tokenSpan(flt) };
+    const str = c['StringLiteral']?.[0] as IToken | undefined;
+    if (str) return { kind: 'StringLiteral', value: stringValue(str), loc: this.tokenSpan(str) };
+    const yes = c['KwTrue']?.[0] as IToken | undefined;
+    if (yes) return { kind: 'BoolLiteral', value: true, loc: this.tokenSpan(yes) };
+    const no = c['KwFalse']?.[0] as IToken | undefined;
+    if (no) return { kind: 'BoolLiteral', value: false, loc: this.tokenSpan(no) };
+    const id = c['Identifier']?.[0] as IToken | undefined;
+    if (id) return isReal(id) ? { kind: 'NameExpr', name: id.image, loc: this.tokenSpan(id) } : this.errorExpr();
+    if (c['LParen']) {
+      this.skip(tok(n, 'LParen'));
+      const elements = subs(n, 'Expression').map((e) => this.expr(e));
+      const commas = toks(n, 'Comma').length;
+      const loc = this.nodeSpan(n);
+      if (elements.length === 0) return { kind: 'ErrorExpr', loc };
+      if (elements.length === 1 && commas === 0) return this.mk({ kind: 'ParenExpr', expression: elements[0]!, loc }, elements[0]!);
+      return this.mk({ kind: 'TupleExpr', elements, loc }, ...elements);
+    }
+    if (c['LBracket']) {
+      this.skip(tok(n, 'LBracket'));
+      const elements = subs(n, 'Expression').map((e) => this.expr(e));
+      return this.mk({ kind: 'ListExpr', elements, loc: this.nodeSpan(n) }, ...elements);
+    }
+    return this.errorExpr();
+  }
+}
+
+/** The decoded value the lexer left on a string token. */
+function stringValue(t: IToken): string {
+  return typeof t.payload === 'string' ? t.payload : '';
+}
