@@ -64,9 +64,13 @@ export interface CallSite {
 
 export interface BuiltinServices {
   /** Reads a data file named relative to the recipe; reports and returns null when missing. */
-  readDataFile(path: string, span: Span): { text: string; absPath: string } | null;
+  /**
+   * Reads a data file named relative to the recipe, at most `maxBytes` of it
+   * (0 only checks that it exists); reports and returns null when it is missing.
+   */
+  readDataFile(path: string, span: Span, maxBytes?: number): { text: string; absPath: string; truncated: boolean } | null;
   /** Validates the rows of a JSON-lines file for a dataset format. */
-  validateJsonl(file: { text: string; absPath: string }, format: string, span: Span): void;
+  validateJsonl(file: { text: string; absPath: string; truncated: boolean }, format: string, span: Span): void;
   /** Wraps a model as a stack of n copies. */
   stackModel(n: Dim, inner: ModelInstance, site: CallSite): ModelInstance | null;
   /** A LoRA copy of a model. */
@@ -631,6 +635,9 @@ function normRule(site: CallSite, withBias: boolean): Ty {
 
 // ---------------------------------------------------------------- recipe-level built-ins
 
+/** How much of a JSON-lines file is validated at check time. */
+const JSONL_CHECK_BYTES = 16 * 1024 * 1024;
+
 const SPECIAL_TOKENS = ['pad', 'bos', 'eos', 'unk', 'sep', 'mask'];
 export const DATASET_FORMATS = ['prompt_completion', 'preference', 'chat'] as const;
 
@@ -685,7 +692,8 @@ function datasetRule(site: CallSite, format: string, display: string): Ty {
   }
   const split = arg(site, 'split') ? expectNumber(site, 'split', { min: 0, max: 1, exclusiveMin: true }) : null;
   if (path !== null) {
-    const file = site.services.readDataFile(path, arg(site, 'path')!.span);
+    // A text corpus is only checked to exist; JSON lines are validated row by row (up to a cap).
+    const file = site.services.readDataFile(path, arg(site, 'path')!.span, format === 'text' ? 0 : JSONL_CHECK_BYTES);
     if (file && format !== 'text') site.services.validateJsonl(file, format, arg(site, 'path')!.span);
   }
   return site.services.datasetType(format, seqLen, split !== null && split < 1, display);

@@ -3,7 +3,7 @@
  * standard library, relative `import "./x.pt-recipe"`, name tables, duplicate
  * names and import cycles. Produces one `ModuleInfo` per file.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Declaration, Identifier, ImportDecl, Recipe, Span } from '../language/ast.js';
@@ -44,12 +44,24 @@ export function displayPath(absPath: string): string {
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : absPath;
 }
 
-/** Reads a file as text, or returns null if it cannot be read. */
-export type ReadFile = (absPath: string) => string | null;
+/**
+ * Reads a regular file as text — at most `maxBytes` of it — or returns null if
+ * it is missing or not a regular file (a recipe naming /dev/zero must not hang the checker).
+ */
+export type ReadFile = (absPath: string, maxBytes?: number) => string | null;
 
-export const readFromDisk: ReadFile = (absPath) => {
+export const readFromDisk: ReadFile = (absPath, maxBytes = Infinity) => {
   try {
-    return readFileSync(absPath, 'utf8');
+    const stat = statSync(absPath);
+    if (!stat.isFile()) return null;
+    if (stat.size <= maxBytes) return readFileSync(absPath, 'utf8');
+    const fd = openSync(absPath, 'r');
+    try {
+      const buffer = Buffer.alloc(maxBytes);
+      return buffer.subarray(0, readSync(fd, buffer, 0, maxBytes, 0)).toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return null;
   }

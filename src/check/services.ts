@@ -86,19 +86,21 @@ export class CheckServices implements BuiltinServices {
     return dirname(resolve(span.file));
   }
 
-  readDataFile(path: string, span: Span): { text: string; absPath: string } | null {
+  readDataFile(path: string, span: Span, maxBytes = Infinity): { text: string; absPath: string; truncated: boolean } | null {
     const absPath = resolve(this.baseDir(span), path);
-    const text = this.readFile(absPath);
+    // One byte more than asked tells whether the file was cut.
+    const text = this.readFile(absPath, maxBytes === Infinity ? Infinity : maxBytes + 1);
     if (text === null) {
       this.bag.report('file-not-found', `cannot read "${path}" (looked for ${displayPath(absPath)})`, span, {
         hint: 'paths in a recipe are relative to the recipe file',
       });
       return null;
     }
-    return { text, absPath };
+    const truncated = text.length > maxBytes;
+    return { text: truncated ? text.slice(0, maxBytes) : text, absPath, truncated };
   }
 
-  validateJsonl(file: { text: string; absPath: string }, format: string, span: Span): void {
+  validateJsonl(file: { text: string; absPath: string; truncated: boolean }, format: string, span: Span): void {
     const required = REQUIRED_KEYS[format];
     if (!required) return;
     const path = displayPath(file.absPath);
@@ -117,7 +119,10 @@ export class CheckServices implements BuiltinServices {
       }
     };
     let offset = 0;
-    for (const line of file.text.split('\n')) {
+    const lines = file.text.split('\n');
+    // The last line of a file cut at the size cap is incomplete: leave it out.
+    if (file.truncated) lines.pop();
+    for (const line of lines) {
       const start = offset;
       offset += line.length + 1;
       const trimmed = line.trim();

@@ -40,6 +40,27 @@ function params(ps: readonly Parameter[]): string {
     .join(', ');
 }
 
+/** A setting's value: `adamw`, `32`, `f32[]`, `policy @ sft`. */
+function settingText(t: Ty): string {
+  switch (t.k) {
+    case 'int':
+      return t.value ? formatDim(t.value) : 'int';
+    case 'float':
+      return String(t.value ?? 'float');
+    case 'optimizer':
+    case 'schedule':
+      return t.name;
+    case 'model':
+      return t.model.display;
+    case 'dataset':
+      return t.display;
+    case 'list':
+      return `[${t.elements.map(settingText).join(', ')}]`;
+    default:
+      return formatType(t);
+  }
+}
+
 function describeValue(t: Ty): string {
   if (t.k === 'model') return describeModel(t.model);
   if (t.k === 'dataset') {
@@ -68,11 +89,13 @@ function describe(cx: Checker, module: ModuleInfo, d: Declaration, stages: Reado
     case 'StageDecl': {
       const s = stages.get(d);
       const head = `${d.stageKind.name} ${printExpression(d.target)}${d.dataset ? ` on ${printExpression(d.dataset)}` : ''}${d.after.length ? ` after ${d.after.map((a) => a.name).join(', ')}` : ''}`;
-      const settings = s ? [...s.settings].map(([k, v]) => `${k}: ${v.k === 'tensor' ? formatType(v) : v.k === 'model' ? v.model.display : formatType(v)}`) : [];
+      const settings = s ? [...s.settings].map(([k, v]) => `${k}: ${settingText(v)}`) : [];
       return [head, ...settings].join(' · ');
     }
-    case 'DeployDecl':
-      return `${printExpression(d.target)} to ${d.format.name}`;
+    case 'DeployDecl': {
+      const settings = d.settings.map((x) => `${x.name.name}: ${printExpression(x.value)}`);
+      return [`to ${d.format.name}`, ...settings].join(' · ');
+    }
   }
 }
 

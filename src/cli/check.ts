@@ -4,7 +4,7 @@
  */
 import { checkFiles } from '../check/index.js';
 import { diagnosticToJson } from '../language/diagnostics.js';
-import { expandPaths, readRegularFile, renderDiagnostics, summaryLine, tally, type Io } from './io.js';
+import { expandPaths, renderDiagnostics, summaryLine, tally, type Io } from './io.js';
 
 /** Options of `ptr check`, as commander parses them. */
 export interface CheckCommandOptions {
@@ -15,7 +15,7 @@ export interface CheckCommandOptions {
 /** Runs `ptr check`; returns the exit code (0 ok, 1 errors). */
 export function runCheck(io: Io, paths: readonly string[], options: CheckCommandOptions): number {
   const files = expandPaths(paths);
-  const result = checkFiles(files, { readFile: readRegularFile, ...(options.maxErrors !== undefined ? { maxErrors: options.maxErrors } : {}) });
+  const result = checkFiles(files, { ...(options.maxErrors !== undefined ? { maxErrors: options.maxErrors } : {}) });
   const { errors, warnings } = tally(result.diagnostics);
   if (options.json) {
     const perFile = files.map((path) => {

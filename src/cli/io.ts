@@ -175,15 +175,3 @@ export function summaryLine(io: Io, diagnostics: readonly Diagnostic[], fileCoun
   return `${paint(io, 'red', counts)} in ${plural(files, 'file')}${more}\n`;
 }
 
-/**
- * The reader the CLI gives the checker: like the default disk reader, but it
- * refuses anything that is not a regular file, so `text("/dev/zero")` in a
- * recipe is a diagnostic instead of a hang.
- */
-export function readRegularFile(absPath: string): string | null {
-  try {
-    return statSync(absPath).isFile() ? readFileSync(absPath, 'utf8') : null;
-  } catch {
-    return null;
-  }
-}

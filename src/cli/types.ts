@@ -4,7 +4,7 @@
  */
 import { checkFiles, type DeclarationSummary } from '../check/index.js';
 import { diagnosticToJson } from '../language/diagnostics.js';
-import { expandPaths, paint, readRegularFile, renderDiagnostics, summaryLine, tally, type Io } from './io.js';
+import { expandPaths, paint, renderDiagnostics, summaryLine, tally, type Io } from './io.js';
 
 /** Options of `ptr types`, as commander parses them. */
 export interface TypesCommandOptions {
@@ -15,7 +15,7 @@ export interface TypesCommandOptions {
 /** Runs `ptr types`; returns the exit code (0 ok, 1 errors). */
 export function runTypes(io: Io, paths: readonly string[], options: TypesCommandOptions): number {
   const files = expandPaths(paths);
-  const result = checkFiles(files, { readFile: readRegularFile, ...(options.maxErrors !== undefined ? { maxErrors: options.maxErrors } : {}) });
+  const result = checkFiles(files, { ...(options.maxErrors !== undefined ? { maxErrors: options.maxErrors } : {}) });
   const { errors } = tally(result.diagnostics);
   if (options.json) {
     const doc = { declarations: result.declarations, diagnostics: result.diagnostics.map(diagnosticToJson) };

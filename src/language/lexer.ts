@@ -208,6 +208,8 @@ export function lexRecipe(text: string, source: SourceFile, bag: DiagnosticBag):
     invalidOffsets.push(e.offset);
   }
   for (const t of result.tokens) {
+    // 'onlyOffset' tracking leaves endOffset unset; the parser's node locations need it.
+    t.endOffset = t.startOffset + t.image.length - 1;
     if (t.tokenType === UnterminatedString) {
       bag.report('unterminated-string', 'unterminated string: missing the closing \'"\' on this line', source.span(t.startOffset, t.startOffset + t.image.length), {
         hint: 'strings cannot span lines; use \\n for a line break',

@@ -19,8 +19,10 @@
  *   after something the lexer already reported.
  */
 import {
+  createToken,
   CstParser,
   EOF,
+  Lexer,
   tokenMatcher,
   type CstElement,
   type CstNode,
@@ -93,7 +95,7 @@ function describeExpected(t: TokenType): string {
 
 const KEYWORD_TYPES: ReadonlySet<TokenType> = new Set(Object.values(Kw));
 
-const EXPRESSION_RULES = new Set(['Expression', 'OrExpr', 'AndExpr', 'NotExpr', 'Comparison', 'Additive', 'Multiplicative', 'Unary', 'Power', 'Postfix', 'Primary', 'Argument']);
+const EXPRESSION_RULES = new Set(['Expression', 'AndExpr', 'NotExpr', 'Comparison', 'Additive', 'Multiplicative', 'Unary', 'Postfix', 'Primary', 'Argument']);
 
 /** What a `}` closes, for "expected X or '}'" when junk sits where the next item should be. */
 const ITEM_LISTS: Readonly<Record<string, string>> = {
@@ -107,12 +109,51 @@ const ITEM_LISTS: Readonly<Record<string, string>> = {
 class MessageProvider implements IParserErrorMessageProvider {
   /** The token after the current segment: what "end of input" really is from the user's point of view. */
   follower: IToken | null = null;
+  /** The tokens of the current segment, and the text they come from. */
+  tokens: readonly IToken[] = [];
+  text = '';
+
+  private lineBreakBetween(a: IToken, b: IToken): boolean {
+    if (!Number.isFinite(a.startOffset) || !Number.isFinite(b.startOffset)) return false;
+    const i = this.text.indexOf('\n', a.startOffset + a.image.length);
+    return i !== -1 && i < b.startOffset;
+  }
+
+  /** The index of the first token of the segment after `t`. */
+  private indexAfter(t: IToken): number {
+    let lo = 0;
+    let hi = this.tokens.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.tokens[mid]!.startOffset <= t.startOffset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private after(t: IToken): IToken | undefined {
+    return this.tokens[this.indexAfter(t)];
+  }
+
+  /** Whether `t` is the first token on its line (LA(0) cannot tell: recovery may have moved past it). */
+  private startsLine(t: IToken): boolean {
+    const prev = this.tokens[this.indexAfter(t) - 2];
+    return prev === undefined || this.lineBreakBetween(prev, t);
+  }
 
   buildMismatchTokenMessage(o: { expected: TokenType; actual: IToken; previous: IToken; ruleName: string }): string {
     const found = describeToken(o.actual, this.follower);
     if (o.expected === EOF) return `unexpected ${found} at top level: ${TOP_LEVEL_EXPECTED}`;
     const items = ITEM_LISTS[o.ruleName];
-    if (o.expected === RBrace && items !== undefined && o.actual.tokenType !== EOF && o.ruleName !== 'Body') return `expected ${items} but found ${found}`;
+    if (o.expected === RBrace && items !== undefined && o.actual.tokenType !== EOF && o.ruleName !== 'Body') {
+      const next = this.after(o.actual);
+      if (o.ruleName === 'StageDecl' && tokenMatcher(o.actual, Name) && next && next.tokenType !== Equals && this.startsLine(o.actual)) {
+        // `batch 32`: a setting missing its '='; blame the token where '=' should be.
+        const what = o.actual.tokenType === EvalWord ? "'every' or '='" : "'='";
+        return blame(next, `expected ${what} after '${o.actual.image}' but found ${describeToken(next, this.follower)}`);
+      }
+      return `expected ${items} but found ${found}`;
+    }
     return `expected ${describeExpected(o.expected)} but found ${found}`;
   }
 
@@ -122,12 +163,6 @@ class MessageProvider implements IParserErrorMessageProvider {
 
   buildNoViableAltMessage(o: { expectedPathsPerAlt: TokenType[][][]; actual: IToken[]; previous: IToken; ruleName: string }): string {
     const found = describeToken(o.actual[0], this.follower);
-    const [first, second] = o.actual;
-    if (o.ruleName === 'StageItem' && first && second && tokenMatcher(first, Name) && second.tokenType !== Equals) {
-      // `batch 32`: a setting missing its '='; blame the token where '=' should be.
-      const what = first.tokenType === EvalWord ? "'every' or '='" : "'='";
-      return blame(second, `expected ${what} after '${first.image}' but found ${describeToken(second, this.follower)}`);
-    }
     const what = EXPRESSION_RULES.has(o.ruleName) ? 'an expression' : RULE_WANTS[o.ruleName];
     if (what !== undefined) return `expected ${what} but found ${found}`;
     if (o.ruleName === 'Declaration' || o.ruleName === 'Recipe') return `unexpected ${found} at top level: ${TOP_LEVEL_EXPECTED}`;
@@ -172,6 +207,9 @@ const EXPRESSION_START: ReadonlySet<TokenType> = new Set([
   Integer, Float, StringToken, UnterminatedString, Kw['true']!, Kw['false']!, Kw['where']!, Identifier, EvalWord, LParen, LBracket, Minus, Bang,
 ]);
 
+/** Stands in for the token that ends a let value in a Body; no rule accepts it (see LetStatement). */
+const LetBarrier = createToken({ name: 'LetBarrier', pattern: Lexer.NA });
+
 /** A problem found by a grammar action (Chevrotain only reports the ones it detects itself). */
 interface CustomError {
   readonly token: IToken;
@@ -188,12 +226,14 @@ class RecipeParser extends CstParser {
   ptText = '';
   /** Errors recorded by grammar actions during the current segment. */
   ptErrors: CustomError[] = [];
-  /** Bracket depth of each `let` and of each '-', '(' or '[' that starts a line (see LetStatement). */
-  ptDepths = new Map<IToken, number>();
+  /** For each `let`, the '-', '(' or '[' that would end its value inside a Body (see LetStatement). */
+  ptLetEnds = new Map<IToken, IToken>();
   /** True while parsing the let statements of a braced Body. */
   ptInBody = false;
-  /** Bracket depth of the `let` whose value is being parsed inside a Body, else -1. */
-  ptLetDepth = -1;
+  /** The tokens of the current segment (the parser's input array). */
+  ptSegment: IToken[] = [];
+  /** Start offsets of the items (members, settings, lets) that began a line, in parse order. */
+  ptItemStarts: number[] = [];
 
   constructor() {
     super(allTokens as TokenType[], {
@@ -291,6 +331,7 @@ class RecipeParser extends CstParser {
 
   // BlockMember = ParamMember | ForwardMember | SubmoduleMember ;
   BlockMember = this.RULE('BlockMember', () => {
+    this.ACTION(() => this.noteItem());
     this.OR([
       { ALT: () => this.SUBRULE(this.ParamMember) },
       { ALT: () => this.SUBRULE(this.ForwardMember) },
@@ -403,20 +444,18 @@ class RecipeParser extends CstParser {
   // LetStatement = "let" , Pattern , "=" , Expression ;
   // Inside a braced Body the value ends before a line that starts with '-', '(' or '['
   // at the let's bracket depth: that line is the body's result (see the EBNF notes).
+  // The token there is swapped for a barrier no rule accepts while the value is parsed,
+  // which keeps the hot expression rules free of gates.
   LetStatement = this.RULE('LetStatement', () => {
-    const saved = this.ptLetDepth;
+    this.ACTION(() => this.noteItem());
     const letToken = this.CONSUME(Kw['let']!);
-    this.ACTION(() => {
-      this.ptLetDepth = this.ptInBody ? (this.ptDepths.get(letToken) ?? -1) : -1;
-    });
+    const lower = this.ACTION(() => (this.ptInBody ? this.raiseBarrier(letToken) : null));
     try {
       this.SUBRULE(this.Pattern);
       this.CONSUME(Equals);
       this.SUBRULE(this.Expression);
     } finally {
-      this.ACTION(() => {
-        this.ptLetDepth = saved;
-      });
+      this.ACTION(() => lower?.());
     }
   });
 
@@ -493,6 +532,7 @@ class RecipeParser extends CstParser {
 
   // StageItem = EvalEvery | LetStatement | Setting ;
   StageItem = this.RULE('StageItem', () => {
+    this.ACTION(() => this.noteItem());
     this.OR([
       { ALT: () => this.SUBRULE(this.EvalEvery) },
       { ALT: () => this.SUBRULE(this.LetStatement) },
@@ -511,6 +551,7 @@ class RecipeParser extends CstParser {
 
   // Setting = Name , "=" , Expression ;
   Setting = this.RULE('Setting', () => {
+    this.ACTION(() => this.noteItem());
     this.CONSUME(Name, { LABEL: 'name' });
     this.CONSUME(Equals);
     this.SUBRULE(this.Expression);
@@ -529,13 +570,8 @@ class RecipeParser extends CstParser {
 
   // ------------------------------------------------------------ expressions
 
-  // Expression = OrExpr ;
+  // Expression = AndExpr , { "||" , AndExpr } ;
   Expression = this.RULE('Expression', () => {
-    this.SUBRULE(this.OrExpr);
-  });
-
-  // OrExpr = AndExpr , { "||" , AndExpr } ;
-  OrExpr = this.RULE('OrExpr', () => {
     this.SUBRULE(this.AndExpr);
     this.MANY(() => {
       this.CONSUME(OrOr);
@@ -575,12 +611,9 @@ class RecipeParser extends CstParser {
   // Additive = Multiplicative , { ( "+" | "-" ) , Multiplicative } ;
   Additive = this.RULE('Additive', () => {
     this.SUBRULE(this.Multiplicative);
-    this.MANY({
-      GATE: () => !this.endsLetValue(),
-      DEF: () => {
-        this.CONSUME(AddOp);
-        this.SUBRULE2(this.Multiplicative);
-      },
+    this.MANY(() => {
+      this.CONSUME(AddOp);
+      this.SUBRULE2(this.Multiplicative);
     });
   });
 
@@ -593,29 +626,23 @@ class RecipeParser extends CstParser {
     });
   });
 
-  // Unary = { "-" } , Power ;   (a loop for the same reason as NotExpr)
+  // Unary = { "-" } , Postfix , [ "**" , Unary ] ;
+  // The minus signs apply to the power: -x ** 2 is -(x ** 2); the exponent is itself a
+  // Unary, so ** is right associative. A loop over '-' for the same reason as NotExpr.
   Unary = this.RULE('Unary', () => {
     this.MANY(() => this.CONSUME(Minus));
-    this.SUBRULE(this.Power);
-  });
-
-  // Power = Postfix , [ "**" , Unary ] ;   (right associative: the exponent is a Unary)
-  Power = this.RULE('Power', () => {
     this.SUBRULE(this.Postfix);
     this.OPTION(() => {
       this.CONSUME(StarStar);
-      this.SUBRULE(this.Unary);
+      this.SUBRULE2(this.Unary);
     });
   });
 
   // Postfix = Primary , { Call | Member | Index } ;
   Postfix = this.RULE('Postfix', () => {
     this.SUBRULE(this.Primary);
-    this.MANY({
-      GATE: () => !this.endsLetValue(),
-      DEF: () => {
-        this.OR([{ ALT: () => this.SUBRULE(this.Call) }, { ALT: () => this.SUBRULE(this.Member) }, { ALT: () => this.SUBRULE(this.Index) }]);
-      },
+    this.MANY(() => {
+      this.OR([{ ALT: () => this.SUBRULE(this.Call) }, { ALT: () => this.SUBRULE(this.Member) }, { ALT: () => this.SUBRULE(this.Index) }]);
     });
   });
 
@@ -762,11 +789,13 @@ class RecipeParser extends CstParser {
     return tokenMatcher(t, Name) && this.LA(2).tokenType === Equals;
   }
 
-  /** A stage item starts with `let`, `eval every`, `name =`, or a name at the start of a line (a setting missing its `=`). */
+  /**
+   * A stage item starts with `let`, `eval every` or `name =`. (Anything else
+   * ends the loop; the '}' expected there reports it and resumes at the next
+   * item — StageItem needs two tokens to choose, so it cannot recover itself.)
+   */
   private stageItemAhead(): boolean {
-    const t = this.LA(1);
-    if (this.itemAhead()) return true;
-    return tokenMatcher(t, Name) && this.startsLine(t);
+    return this.itemAhead();
   }
 
   private blockMemberAhead(): boolean {
@@ -780,9 +809,32 @@ class RecipeParser extends CstParser {
     return tokenMatcher(t, Name) && (this.LA(2).tokenType === Equals || this.startsLine(t));
   }
 
-  /** A '-', '(' or '[' starting a line at the let's own bracket depth ends the value of a let inside a Body. */
-  private endsLetValue(): boolean {
-    return this.ptLetDepth >= 0 && this.ptDepths.get(this.LA(1)) === this.ptLetDepth;
+  /** Records where an item starting a line begins: evidence, for filterProblems, that the parser is back in step. */
+  private noteItem(): void {
+    const t = this.LA(1);
+    if (isReal(t) && this.startsLine(t)) this.ptItemStarts.push(t.startOffset);
+  }
+
+  /**
+   * Puts a barrier in place of the token that ends this let's value (a '-',
+   * '(' or '[' starting a line at the let's bracket depth); returns the undo.
+   */
+  private raiseBarrier(letToken: IToken): (() => void) | null {
+    const end = this.ptLetEnds.get(letToken);
+    if (end === undefined) return null;
+    const seg = this.ptSegment;
+    let lo = 0;
+    let hi = seg.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (seg[mid]!.startOffset < end.startOffset) lo = mid + 1;
+      else hi = mid;
+    }
+    if (seg[lo] !== end) return null;
+    seg[lo] = { ...end, tokenType: LetBarrier, tokenTypeIdx: LetBarrier.tokenTypeIdx! };
+    return () => {
+      seg[lo] = end;
+    };
   }
 
   /** Whether a line break separates `t` from the token before it. */
@@ -830,6 +882,8 @@ function getParser(): RecipeParser {
 // ---------------------------------------------------------------- driver
 
 interface Problem {
+  /** Where the parser stood when it found the problem: decides whether a lexical error explains it. */
+  readonly anchor: number;
   readonly offset: number;
   readonly span: A.Span;
   readonly message: string;
@@ -839,6 +893,8 @@ interface Problem {
 interface SegmentResult {
   readonly cst: CstNode;
   readonly problems: Problem[];
+  /** Offsets where items starting a line began (see RecipeParser.noteItem), ascending. */
+  readonly itemStarts: number[];
 }
 
 function isReal(t: IToken | undefined): t is IToken {
@@ -856,21 +912,45 @@ const CLOSERS: ReadonlySet<TokenType> = new Set([RParen, RBracket, RBrace]);
 /**
  * Whether the declaration keyword at `i` starts a declaration. Outside
  * brackets it does unless it is a member (`.model`), a type (`x: model`,
- * `-> model`) or a label; inside brackets — where it may also be a setting
- * name (`model = policy`) — only when a name follows (`model m = ...`), so a
- * missing `}` cannot hide the next declaration.
+ * `-> model`) or a label (`model:`); in mid-line only if a declaration's
+ * first tokens follow (`model m =`). Inside brackets, where it may also be a
+ * setting name (`model = policy`) or a misplaced label (`f(tokenizer tok)`),
+ * only when it begins a line and a name follows (`model m = ...`): so a
+ * missing `}` cannot hide the next declaration. Right after another
+ * declaration keyword (`model block = ...`) it is a name unless it begins a line.
  */
-function startsDeclaration(tokens: readonly IToken[], i: number, depth: number): boolean {
-  if (!DECLARATION_TYPES.has(tokens[i]!.tokenType)) return false;
-  const prev = i > 0 ? tokens[i - 1]!.tokenType : null;
-  if (prev === Dot || prev === Colon || prev === Arrow || (prev !== null && DECLARATION_TYPES.has(prev))) return false;
-  const next = tokens[i + 1]?.tokenType;
-  if (depth === 0) return next !== Colon;
-  return next === Identifier || next === EvalWord || (next !== undefined && tokens[i]!.tokenType === Kw['import'] && tokenMatcher(tokens[i + 1]!, StringLiteral));
+function startsDeclaration(tokens: readonly IToken[], i: number, depth: number, text: string): boolean {
+  const t = tokens[i]!;
+  if (!DECLARATION_TYPES.has(t.tokenType)) return false;
+  const prev = i > 0 ? tokens[i - 1]! : null;
+  const prevType = prev?.tokenType;
+  if (prevType === Dot || prevType === Colon || prevType === Arrow) return false;
+  const next = tokens[i + 1];
+  const nextType = next?.tokenType;
+  if (nextType === Colon) return false;
+  const lineStart = prev === null || text.lastIndexOf('\n', t.startOffset) >= tokenEnd(prev);
+  if (prevType !== undefined && DECLARATION_TYPES.has(prevType) && !lineStart) return false;
+  if (depth === 0) return lineStart || looksLikeDeclaration(tokens, i);
+  if (!lineStart || next === undefined) return false;
+  return nextType === Identifier || nextType === EvalWord || (t.tokenType === Kw['import'] && tokenMatcher(next, StringLiteral));
+}
+
+/** `model m =`, `block B(`, `stage s:`, `import std`, `deploy m`: the shape a declaration starts with. */
+function looksLikeDeclaration(tokens: readonly IToken[], i: number): boolean {
+  const kw = tokens[i]!.tokenType;
+  const next = tokens[i + 1];
+  if (next === undefined) return false;
+  if (kw === Kw['import']) return next.tokenType === Identifier || tokenMatcher(next, StringLiteral);
+  if (kw === Kw['deploy']) return EXPRESSION_START.has(next.tokenType);
+  if (next.tokenType !== Identifier && next.tokenType !== EvalWord) return false;
+  const after = tokens[i + 2]?.tokenType;
+  if (kw === Kw['block'] || kw === Kw['fn']) return after === LParen;
+  if (kw === Kw['stage']) return after === Colon;
+  return after === Equals;
 }
 
 /** Token index ranges [start, end), one per top-level declaration (the first may hold junk before any declaration). */
-function segments(tokens: readonly IToken[]): [number, number][] {
+function segments(tokens: readonly IToken[], text: string): [number, number][] {
   const out: [number, number][] = [];
   let start = 0;
   let depth = 0;
@@ -878,7 +958,7 @@ function segments(tokens: readonly IToken[]): [number, number][] {
     const t = tokens[i]!.tokenType;
     if (OPENERS.has(t)) depth++;
     else if (CLOSERS.has(t)) depth = Math.max(0, depth - 1);
-    else if (i > 0 && startsDeclaration(tokens, i, depth)) {
+    else if (i > 0 && startsDeclaration(tokens, i, depth, text)) {
       out.push([start, i]);
       start = i;
       depth = 0;
@@ -925,8 +1005,11 @@ function limitNesting(tokens: IToken[], source: SourceFile, bag: DiagnosticBag, 
 /** Parses one segment and turns Chevrotain's and the grammar actions' errors into positioned problems. */
 function parseSegment(parser: RecipeParser, tokens: IToken[], follower: IToken | null, source: SourceFile): SegmentResult {
   messages.follower = follower;
+  messages.tokens = tokens;
+  parser.ptSegment = tokens;
   parser.input = tokens;
   parser.ptErrors = [];
+  parser.ptItemStarts = [];
   const cst = parser.Recipe();
   const last = tokens[tokens.length - 1];
   const endOffset = last ? tokenEnd(last) : 0;
@@ -934,11 +1017,11 @@ function parseSegment(parser: RecipeParser, tokens: IToken[], follower: IToken |
   const problems: Problem[] = [];
   const place = (token: IToken, previous: IToken | undefined, message: string, hint: string | null): void => {
     if (isReal(token)) {
-      problems.push({ offset: token.startOffset, span: source.span(token.startOffset, tokenEnd(token)), message, hint });
+      problems.push({ anchor: token.startOffset, offset: token.startOffset, span: source.span(token.startOffset, tokenEnd(token)), message, hint });
     } else {
       // Inserted tokens and the end of input have no position: pin to the end of the previous token.
       const at = isReal(previous) ? tokenEnd(previous) : endOffset;
-      problems.push({ offset: at, span: source.span(at, at), message, hint });
+      problems.push({ anchor: at, offset: at, span: source.span(at, at), message, hint });
     }
   };
   for (const e of parser.errors as (IRecognitionException & { previousToken?: IToken })[]) {
@@ -947,34 +1030,50 @@ function parseSegment(parser: RecipeParser, tokens: IToken[], follower: IToken |
       const close = message.indexOf(BLAME, 1);
       const [start, end] = message.slice(1, close).split(':').map(Number) as [number, number];
       message = message.slice(close + 1);
-      problems.push({ offset: start, span: source.span(start, end), message, hint: keywordHint(message, null) });
+      const anchor = isReal(e.token) ? e.token.startOffset : start;
+      problems.push({ anchor, offset: start, span: source.span(start, end), message, hint: keywordHint(message, undefined, undefined) });
       continue;
     }
     const topLevel = message.includes(' at top level: ');
-    const hint = topLevel && isReal(e.token) ? declarationHint(e.token) : keywordHint(message, e.token);
+    const hint = topLevel && isReal(e.token) ? declarationHint(e.token) : keywordHint(message, e.token, e.previousToken);
     place(e.token, e.previousToken, message, hint);
   }
-  for (const e of parser.ptErrors) place(e.token, e.previous, e.message, keywordHint(e.message, e.token));
+  for (const e of parser.ptErrors) place(e.token, e.previous, e.message, keywordHint(e.message, e.token, e.previous));
   problems.sort((a, b) => a.offset - b.offset);
-  return { cst, problems };
+  return { cst, problems, itemStarts: [...new Set(parser.ptItemStarts)].sort((a, b) => a - b) };
 }
 
 /** Contextual words and keywords long enough that a near miss (`afer`, `evry`) is worth a hint. */
 const HINT_WORDS: readonly string[] = [...KEYWORDS, 'eval'].filter((w) => w.length >= 4);
 
-/** "did you mean 'after'?" when the offending token is a misspelt keyword. */
-function keywordHint(message: string, t: IToken | null): string | null {
+/** "did you mean 'after'?" when the offending token, or the one before it, is a misspelt keyword (`afer`, `parm w`). */
+function keywordHint(message: string, found: IToken | undefined, previous: IToken | undefined): string | null {
   const m = / but found '([A-Za-z_][A-Za-z0-9_]*)'$/.exec(message);
-  const word = m?.[1] ?? (t && t.tokenType === Identifier ? t.image : null);
-  if (!word || word.length < 4) return null;
-  const best = closestName(word, HINT_WORDS);
-  return best && best !== word ? `did you mean '${best}'?` : null;
+  const words = [m?.[1], found?.tokenType === Identifier ? found.image : undefined, previous?.tokenType === Identifier ? previous.image : undefined];
+  for (const word of words) {
+    if (!word || word.length < 4) continue;
+    const best = nearMiss(word, HINT_WORDS);
+    if (best && best !== word) return `did you mean '${best}'?`;
+  }
+  return null;
 }
 
 function declarationHint(t: IToken): string | null {
   if (t.tokenType !== Identifier) return null;
-  const best = closestName(t.image, DECLARATION_KEYWORDS);
+  const best = nearMiss(t.image, DECLARATION_KEYWORDS);
   return best ? `did you mean '${best}'?` : null;
+}
+
+/** The candidate `word` is a likely misspelling of: close by edit distance, or two neighbouring letters swapped (`modle`). */
+function nearMiss(word: string, candidates: readonly string[]): string | null {
+  const lower = word.toLowerCase();
+  for (const c of candidates) {
+    if (c.length !== lower.length || c === lower) continue;
+    for (let i = 0; i + 1 < c.length; i++) {
+      if (lower === c.slice(0, i) + c[i + 1] + c[i] + c.slice(i + 2)) return c;
+    }
+  }
+  return closestName(word, candidates);
 }
 
 /** Start offsets of the real tokens of a CST, for deciding whether the parser made progress between two errors. */
@@ -990,27 +1089,59 @@ function tokenOffsets(node: CstNode, out: number[]): number[] {
 }
 
 /**
- * Drops follow-up errors: one per line, none until a token was parsed after
- * the previous error, none right after text the lexer already reported.
+ * Drops follow-up errors. The first error of a declaration is always kept; a
+ * later one only when the parser has demonstrably got back in step since the
+ * previous error: an item (member, setting, let) began a new line after it
+ * and at least two of that item's tokens parsed before the new error. Errors right
+ * after text the lexer already reported are dropped too.
  */
-function filterProblems(problems: Problem[], cst: CstNode, tokens: readonly IToken[], quiet: readonly number[]): Problem[] {
+function filterProblems(problems: Problem[], cst: CstNode, itemStarts: readonly number[], tokens: readonly IToken[], quiet: readonly number[]): Problem[] {
   if (problems.length === 0) return problems;
   const kept: Problem[] = [];
   let consumed: number[] | null = null;
-  let lastLine = -1;
-  let lastOffset = -1;
+  let previous: Problem | null = null;
   for (const p of problems) {
-    if (isQuiet(p.offset, tokens, quiet)) continue;
-    if (kept.length > 0) {
-      if (p.span.line === lastLine) continue;
+    if (isQuiet(p.anchor, tokens, quiet)) continue;
+    const last = previous;
+    previous = p;
+    if (last !== null) {
+      // Measured from the previous error, kept or not: a dropped error is still a sign of being out of step.
+      const start = lastBefore(itemStarts, p.anchor - 1);
+      if (start === null || start <= last.anchor) continue;
       consumed ??= tokenOffsets(cst, []).sort((a, b) => a - b);
-      if (!anyInRange(consumed, lastOffset, p.offset)) continue;
+      if (countInRange(consumed, start, p.anchor) < 2) continue;
     }
     kept.push(p);
-    lastLine = p.span.line;
-    lastOffset = p.offset;
   }
   return kept;
+}
+
+/** The largest value of a sorted array that is at most `limit`, or null. */
+function lastBefore(sorted: readonly number[], limit: number): number | null {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! <= limit) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo > 0 ? sorted[lo - 1]! : null;
+}
+
+/** How many values of a sorted array lie in [from, to). */
+function countInRange(sorted: readonly number[], from: number, to: number): number {
+  return lowerBound(sorted, to) - lowerBound(sorted, from);
+}
+
+function lowerBound(sorted: readonly number[], value: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Whether an already-reported lexical problem lies between the error position and the token before it. */
@@ -1033,28 +1164,53 @@ function isQuiet(offset: number, tokens: readonly IToken[], quiet: readonly numb
 
 /** Whether a sorted array holds a value in [from, to). */
 function anyInRange(sorted: readonly number[], from: number, to: number): boolean {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (sorted[mid]! < from) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo < sorted.length && sorted[lo]! < to;
+  return countInRange(sorted, from, to) > 0;
+}
+
+/** Whether text[from, to) holds a line break (a comment in between ends before its line break). */
+function hasLineBreak(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (text.charCodeAt(i) === 10) return true;
+  return false;
 }
 
 const LINE_START_BREAKERS: ReadonlySet<TokenType> = new Set([Minus, LParen, LBracket]);
 
-/** Bracket depths of `let` tokens and of '-', '(' and '[' tokens that begin a line; the rest is not needed. */
-function letDepths(tokens: readonly IToken[], text: string): Map<IToken, number> {
-  const out = new Map<IToken, number>();
+/**
+ * For each `let`, the first '-', '(' or '[' that begins a line at the let's
+ * bracket depth after its value has begun (not the value's first token),
+ * before the next `let` at that depth or the end of the enclosing bracket:
+ * where the let's value must end if it is in a Body.
+ */
+function letEnds(tokens: readonly IToken[], text: string): Map<IToken, IToken> {
+  const out = new Map<IToken, IToken>();
+  // Per bracket depth: the open let, and how far it got (0: before '=', 1: just after '=', 2: in its value).
+  const open: (IToken | undefined)[] = [];
+  const state: number[] = [];
   let depth = 0;
   let prevEnd = 0;
   for (const t of tokens) {
-    if (t.tokenType === Kw['let']) out.set(t, depth);
-    else if (LINE_START_BREAKERS.has(t.tokenType) && text.lastIndexOf('\n', t.startOffset) >= prevEnd) out.set(t, depth);
-    if (OPENERS.has(t.tokenType)) depth++;
-    else if (CLOSERS.has(t.tokenType)) depth = Math.max(0, depth - 1);
+    const type = t.tokenType;
+    const let_ = open[depth];
+    if (type === Kw['let']) {
+      open[depth] = t;
+      state[depth] = 0;
+    } else if (let_ !== undefined) {
+      if (state[depth] === 0) {
+        if (type === Equals) state[depth] = 1;
+      } else if (state[depth] === 1) {
+        state[depth] = 2;
+      } else if (LINE_START_BREAKERS.has(type) && hasLineBreak(text, prevEnd, t.startOffset)) {
+        out.set(let_, t);
+        open[depth] = undefined;
+      }
+    }
+    if (OPENERS.has(type)) {
+      depth++;
+      open[depth] = undefined;
+    } else if (CLOSERS.has(type)) {
+      open[depth] = undefined;
+      depth = Math.max(0, depth - 1);
+    }
     prevEnd = tokenEnd(t);
   }
   return out;
@@ -1069,18 +1225,54 @@ function run(text: string, source: SourceFile, bag: DiagnosticBag, onSegment: (c
   const tokens = limitNesting(lexed.tokens, source, bag, quiet);
   quiet.sort((a, b) => a - b);
   parser.ptText = text;
-  parser.ptDepths = letDepths(tokens, text);
+  messages.text = text;
+  parser.ptLetEnds = letEnds(tokens, text);
   parser.ptInBody = false;
-  parser.ptLetDepth = -1;
-  for (const [start, end] of segments(tokens)) {
+  for (const [start, end] of segments(tokens, text)) {
     const slice = tokens.slice(start, end);
-    const { cst, problems } = parseSegment(parser, slice, tokens[end] ?? null, source);
-    for (const p of filterProblems(problems, cst, tokens, quiet)) bag.report('syntax-error', p.message, p.span, { hint: p.hint });
+    const { cst, problems, itemStarts } = parseSegment(parser, slice, tokens[end] ?? null, source);
+    for (const p of filterProblems(problems, cst, itemStarts, tokens, quiet)) bag.report('syntax-error', p.message, p.span, { hint: p.hint });
     onSegment(cst, end - start);
   }
   parser.ptText = '';
-  parser.ptDepths = new Map();
+  messages.text = '';
+  messages.tokens = [];
+  parser.ptLetEnds = new Map();
+  parser.ptSegment = [];
   return lexed.comments;
+}
+
+/**
+ * A SourceFile whose position lookups start from the line of the previous
+ * lookup: the builder asks in (nearly) source order, so most lookups cost
+ * O(1) instead of a binary search. Spans are still made by SourceFile.span.
+ */
+class SequentialSource extends SourceFile {
+  private readonly starts: number[] = [0];
+  private line = 0;
+
+  constructor(path: string, text: string) {
+    super(path, text);
+    for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) this.starts.push(i + 1);
+  }
+
+  override position(offset: number): { line: number; column: number } {
+    const starts = this.starts;
+    const clamped = Math.max(0, Math.min(offset, this.text.length));
+    let line = this.line;
+    // Walk a few lines from the last answer; fall back to the binary search for long jumps.
+    for (let steps = 0; steps < 8; steps++) {
+      if (clamped < starts[line]!) line--;
+      else if (line + 1 < starts.length && clamped >= starts[line + 1]!) line++;
+      else {
+        this.line = line;
+        return { line: line + 1, column: clamped - starts[line]! + 1 };
+      }
+    }
+    const p = super.position(clamped);
+    this.line = p.line - 1;
+    return p;
+  }
 }
 
 /**
@@ -1090,7 +1282,7 @@ function run(text: string, source: SourceFile, bag: DiagnosticBag, onSegment: (c
  * expression is missing and empty names where a name is. Never throws.
  */
 export function parseRecipe(text: string, file: string, bag: DiagnosticBag): A.Recipe {
-  const source = new SourceFile(file, text);
+  const source = new SequentialSource(file, text);
   const builder = new AstBuilder(source, bag);
   const declarations: A.Declaration[] = [];
   try {
@@ -1193,12 +1385,52 @@ class AstBuilder {
     return { kind: 'ErrorExpr', loc: this.source.span(this.pos, this.pos) };
   }
 
-  /** Records an expression's depth; one deeper than MAX_EXPRESSION_DEPTH is replaced by ErrorExpr (reported once). */
-  private mk(e: A.Expression, ...children: A.Expression[]): A.Expression {
+  /**
+   * Records an expression's depth (from its direct sub-expressions); one
+   * deeper than MAX_EXPRESSION_DEPTH becomes ErrorExpr, reported once.
+   */
+  private mk(e: A.Expression): A.Expression {
     const depths = this.depths;
     if (depths === null) return e;
     let d = 0;
-    for (const c of children) d = Math.max(d, depths.get(c) ?? 1);
+    const see = (c: A.Expression | null): void => {
+      if (c !== null) d = Math.max(d, depths.get(c) ?? 1);
+    };
+    switch (e.kind) {
+      case 'BinaryExpr':
+        see(e.left);
+        see(e.right);
+        break;
+      case 'UnaryExpr':
+        see(e.operand);
+        break;
+      case 'ParenExpr':
+        see(e.expression);
+        break;
+      case 'MemberExpr':
+        see(e.object);
+        break;
+      case 'CallExpr':
+        see(e.callee);
+        for (const a of e.args) see(a.value);
+        break;
+      case 'IndexExpr':
+        see(e.object);
+        for (const x of e.subscripts) {
+          if (x.kind === 'IndexSubscript') see(x.index);
+          else if (x.kind === 'SliceSubscript') {
+            see(x.start);
+            see(x.end);
+          }
+        }
+        break;
+      case 'TupleExpr':
+      case 'ListExpr':
+        for (const x of e.elements) see(x);
+        break;
+      default:
+        return e;
+    }
     if (d + 1 > MAX_EXPRESSION_DEPTH) {
       if (!this.deepReported) {
         this.deepReported = true;
@@ -1208,7 +1440,7 @@ class AstBuilder {
       }
       return { kind: 'ErrorExpr', loc: e.loc };
     }
-    if (d > 0) depths.set(e, d + 1);
+    depths.set(e, d + 1);
     return e;
   }
 
@@ -1443,47 +1675,58 @@ class AstBuilder {
 
   // ------------------------------------------------------------ expressions
 
+  // One method per precedence level, mirroring the rules; the operand converters are
+  // created once (not per call) because this is the hot path of the builder.
+  private readonly andFn = (c: CstNode | undefined): A.Expression => this.chain(c, 'NotExpr', 'AndAnd', this.notFn);
+  private readonly notFn = (c: CstNode | undefined): A.Expression => this.notExpr(c);
+  private readonly additiveFn = (c: CstNode | undefined): A.Expression => this.chain(c, 'Multiplicative', 'AddOp', this.multiplicativeFn);
+  private readonly multiplicativeFn = (c: CstNode | undefined): A.Expression => this.chain(c, 'Unary', 'MulOp', this.unaryFn);
+  private readonly unaryFn = (c: CstNode | undefined): A.Expression => this.unary(c);
+  private readonly powerFn = (c: CstNode | undefined): A.Expression => this.power(c);
+
   expr(n: CstNode | undefined): A.Expression {
     if (!n) return this.errorExpr();
-    return this.chain(sub(n, 'OrExpr'), 'AndExpr', 'OrOr', (a) => this.chain(a, 'NotExpr', 'AndAnd', (b) => this.notExpr(b)));
+    return this.chain(n, 'AndExpr', 'OrOr', this.andFn);
   }
 
   /** A left-associative chain `operand { op operand }`; a missing operand after an operator is ErrorExpr. */
   private chain(n: CstNode | undefined, operandKey: string, opKey: string, operand: (c: CstNode | undefined) => A.Expression): A.Expression {
     if (!n) return this.errorExpr();
-    const operands = subs(n, operandKey);
     const ops = toks(n, opKey);
+    if (ops.length === 0) return operand(sub(n, operandKey));
+    const operands = subs(n, operandKey);
     let left = operand(operands[0]);
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
       const opLoc = this.tokenSpan(op);
       const right = operand(operands[i + 1]);
-      left = this.mk({ kind: 'BinaryExpr', op: op.image as A.BinaryOp, left, right, opLoc, loc: joinSpans(left.loc, right.loc) }, left, right);
+      left = this.mk({ kind: 'BinaryExpr', op: op.image as A.BinaryOp, left, right, opLoc, loc: joinSpans(left.loc, right.loc) });
     }
     return left;
   }
 
   private notExpr(n: CstNode | undefined): A.Expression {
-    return this.prefixed(n, 'Bang', '!', (c) => this.chain(sub(c, 'Comparison'), 'Additive', 'CompareOp', (a) => this.additive(a)));
-  }
-
-  private additive(n: CstNode | undefined): A.Expression {
-    return this.chain(n, 'Multiplicative', 'AddOp', (m) => this.chain(m, 'Unary', 'MulOp', (u) => this.unary(u)));
+    if (!n) return this.errorExpr();
+    const bangs = toks(n, 'Bang');
+    const inner = (c: CstNode | undefined): A.Expression => this.chain(sub(c, 'Comparison'), 'Additive', 'CompareOp', this.additiveFn);
+    return bangs.length === 0 ? inner(n) : this.prefixed(n, bangs, '!', inner);
   }
 
   private unary(n: CstNode | undefined): A.Expression {
-    return this.prefixed(n, 'Minus', '-', (c) => this.power(sub(c, 'Power')));
+    if (!n) return this.errorExpr();
+    const minuses = toks(n, 'Minus');
+    return minuses.length === 0 ? this.power(n) : this.prefixed(n, minuses, '-', this.powerFn);
   }
 
   /** `{ op } inner`: prefix operators apply right to left. */
-  private prefixed(n: CstNode | undefined, key: string, op: '-' | '!', inner: (n: CstNode | undefined) => A.Expression): A.Expression {
-    if (!n) return this.errorExpr();
-    const opSpans = toks(n, key).map((t) => this.tokenSpan(t));
+  private prefixed(n: CstNode, opTokens: readonly IToken[], op: '-' | '!', inner: (n: CstNode | undefined) => A.Expression): A.Expression {
+    const opSpans = opTokens.map((t) => this.tokenSpan(t));
     let e = inner(n);
-    for (let i = opSpans.length - 1; i >= 0; i--) e = this.mk({ kind: 'UnaryExpr', op, operand: e, loc: joinSpans(opSpans[i]!, e.loc) }, e);
+    for (let i = opSpans.length - 1; i >= 0; i--) e = this.mk({ kind: 'UnaryExpr', op, operand: e, loc: joinSpans(opSpans[i]!, e.loc) });
     return e;
   }
 
+  /** The `Postfix [ "**" Unary ]` part of a Unary node. */
   private power(n: CstNode | undefined): A.Expression {
     if (!n) return this.errorExpr();
     const base = this.postfix(sub(n, 'Postfix'));
@@ -1491,15 +1734,23 @@ class AstBuilder {
     if (!op) return base;
     const opLoc = this.tokenSpan(op);
     const exponent = this.unary(sub(n, 'Unary'));
-    return this.mk({ kind: 'BinaryExpr', op: '**', left: base, right: exponent, opLoc, loc: joinSpans(base.loc, exponent.loc) }, base, exponent);
+    return this.mk({ kind: 'BinaryExpr', op: '**', left: base, right: exponent, opLoc, loc: joinSpans(base.loc, exponent.loc) });
   }
 
   private postfix(n: CstNode | undefined): A.Expression {
     if (!n) return this.errorExpr();
     let e = this.primary(sub(n, 'Primary'));
-    const suffixes = [...subs(n, 'Call'), ...subs(n, 'Member'), ...subs(n, 'Index')];
-    // The CST groups children by kind; source order is restored from their offsets.
-    if (suffixes.length > 1) suffixes.sort((a, b) => (a.location?.startOffset ?? 0) - (b.location?.startOffset ?? 0));
+    const calls = subs(n, 'Call');
+    const members = subs(n, 'Member');
+    const indexes = subs(n, 'Index');
+    const count = calls.length + members.length + indexes.length;
+    if (count === 0) return e;
+    // The CST groups children by kind; with mixed kinds, source order is restored from their offsets.
+    let suffixes: readonly CstNode[];
+    if (count === calls.length) suffixes = calls;
+    else if (count === members.length) suffixes = members;
+    else if (count === indexes.length) suffixes = indexes;
+    else suffixes = [...calls, ...members, ...indexes].sort((a, b) => (a.location?.startOffset ?? 0) - (b.location?.startOffset ?? 0));
     for (const s of suffixes) {
       if (s.name === 'Call') {
         const args = subs(s, 'Argument').map((a): A.Argument => {
@@ -1509,22 +1760,14 @@ class AstBuilder {
           const value = this.expr(sub(a, 'Expression'));
           return { kind: 'Argument', label, value, loc: this.nodeSpan(a) };
         });
-        e = this.mk({ kind: 'CallExpr', callee: e, args, loc: joinSpans(e.loc, this.nodeSpan(s)) }, e, ...args.map((a) => a.value));
+        e = this.mk({ kind: 'CallExpr', callee: e, args, loc: joinSpans(e.loc, this.nodeSpan(s)) });
       } else if (s.name === 'Member') {
         this.skip(tok(s, 'Dot'));
         const member = this.ident(tok(s, 'name'));
-        e = this.mk({ kind: 'MemberExpr', object: e, member, loc: joinSpans(e.loc, this.nodeSpan(s)) }, e);
+        e = this.mk({ kind: 'MemberExpr', object: e, member, loc: joinSpans(e.loc, this.nodeSpan(s)) });
       } else {
         const subscripts = subs(s, 'Subscript').map((x) => this.subscript(x));
-        const parts: A.Expression[] = [];
-        for (const x of subscripts) {
-          if (x.kind === 'IndexSubscript') parts.push(x.index);
-          else if (x.kind === 'SliceSubscript') {
-            if (x.start) parts.push(x.start);
-            if (x.end) parts.push(x.end);
-          }
-        }
-        e = this.mk({ kind: 'IndexExpr', object: e, subscripts, loc: joinSpans(e.loc, this.nodeSpan(s)) }, e, ...parts);
+        e = this.mk({ kind: 'IndexExpr', object: e, subscripts, loc: joinSpans(e.loc, this.nodeSpan(s)) });
       }
     }
     return e;
@@ -1567,13 +1810,13 @@ class AstBuilder {
       const commas = toks(n, 'Comma').length;
       const loc = this.nodeSpan(n);
       if (elements.length === 0) return { kind: 'ErrorExpr', loc };
-      if (elements.length === 1 && commas === 0) return this.mk({ kind: 'ParenExpr', expression: elements[0]!, loc }, elements[0]!);
-      return this.mk({ kind: 'TupleExpr', elements, loc }, ...elements);
+      if (elements.length === 1 && commas === 0) return this.mk({ kind: 'ParenExpr', expression: elements[0]!, loc });
+      return this.mk({ kind: 'TupleExpr', elements, loc });
     }
     if (c['LBracket']) {
       this.skip(tok(n, 'LBracket'));
       const elements = subs(n, 'Expression').map((e) => this.expr(e));
-      return this.mk({ kind: 'ListExpr', elements, loc: this.nodeSpan(n) }, ...elements);
+      return this.mk({ kind: 'ListExpr', elements, loc: this.nodeSpan(n) });
     }
     return this.errorExpr();
   }

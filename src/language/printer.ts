@@ -9,11 +9,16 @@
  * - A line that would pass 100 columns breaks its outermost call, list, tuple,
  *   parameter list or import list one element per line with a trailing comma,
  *   then each element the same way; a long operator chain breaks before its
- *   operators; a long `= expr` moves the expression to the next line when that
- *   makes it fit (always tried first for `fn`/`forward` bodies).
- * - Consecutive `name = value` lines (settings, submodules, params, and
- *   top-level tokenizer/model/dataset) not separated by a blank line align their
- *   `=`; consecutive imports align their `{`. The padding is added after the
+ *   operators (after a binary `-` in a `let` of a braced body, where a line
+ *   starting with `-` would end the let); a long `= expr` moves the expression
+ *   to the next line when that makes it fit (tried first for `fn`/`forward`
+ *   bodies, and for other `=` only when the expression is not a call or list,
+ *   which instead stays on the `=` line and breaks inside).
+ * - Consecutive `name = value` lines not separated by a blank line align their
+ *   `=`: settings and submodules, params, and top-level declarations of one
+ *   keyword (`model`, `dataset`, `tokenizer`); comment lines, lets and other
+ *   items in between do not end such a run. Consecutive imports of modules
+ *   (and, apart, of files) align their `{`. The padding is added after the
  *   line breaking is decided, so it never changes a break (and the output is a
  *   fixed point), at the price of an aligned line sometimes passing 100 columns.
  * - Top-level declarations are separated by one blank line, except adjacent
@@ -568,7 +573,8 @@ class Formatter {
         const groups: Group[] = [];
         collectGroups(d.value, groups);
         const r = this.withComments(d.loc.end, groups, () => this.assignment(`${head} = `, d.value, indent, '', false));
-        return { ...r, align: { kind: 'value', width: head.length } };
+        // Only declarations of one keyword align: `model a =` beside `tokenizer b =` would leave wide gaps.
+        return { ...r, align: { kind: keyword, width: head.length } };
       }
       case 'BlockDecl':
         return { ...this.blockDecl(d, indent), align: null };
@@ -592,7 +598,8 @@ class Formatter {
       const list = this.group(group.key, group.start, group.end, '{', '}', elements, indent + head.length + 1, indent, 0, { spaced: true });
       return joinRenders([spaces(indent) + head + ' '], list);
     });
-    return { ...r, align: { kind: 'import', width: head.length } };
+    // A file path is usually much longer than a module path; aligning the two would push every `{` far right.
+    return { ...r, align: { kind: d.path.kind === 'StringLiteral' ? 'import-file' : 'import', width: head.length } };
   }
 
   /** The offset of the `{` that opens a declaration's body, searched from the end of its header. */
@@ -879,8 +886,10 @@ class Formatter {
         return joinRenders(this.render(atLeast(e.object, PREC_POSTFIX), col, indent, suffix + tail.length), [tail]);
       }
       case 'IndexExpr': {
+        // Subscripts stay on one line; when they cannot fit anyway, breaking the object would not help.
         const tail = printSubscripts(e.subscripts);
-        return joinRenders(this.render(atLeast(e.object, PREC_POSTFIX), col, indent, suffix + tail.length), [tail]);
+        const hopeless = indent + tail.length + suffix > MAX_WIDTH;
+        return joinRenders(this.render(atLeast(e.object, PREC_POSTFIX), col, indent, hopeless ? 0 : suffix + tail.length), [tail]);
       }
       default:
         return [printExpression(e)];

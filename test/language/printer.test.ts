@@ -11,7 +11,21 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { stripLocations, type Argument, type BinaryOp, type Expression, type Recipe, type Span, type Subscript } from '../../src/language/ast.js';
+import {
+  stripLocations,
+  type Argument,
+  type BinaryOp,
+  type Declaration,
+  type DimNode,
+  type Expression,
+  type Identifier,
+  type Parameter,
+  type Recipe,
+  type Span,
+  type StageItem,
+  type Subscript,
+  type TypeNode,
+} from '../../src/language/ast.js';
 import { DiagnosticBag, SourceFile } from '../../src/language/diagnostics.js';
 import { KEYWORDS, lexRecipe } from '../../src/language/lexer.js';
 import { parseRecipe } from '../../src/language/parser.js';
@@ -187,7 +201,7 @@ describe('formatter: layout', () => {
         import std.nn     { A }
         import std.losses { b }
 
-        model m   = A()
+        model m = A()
         dataset d = text("x")
 
         stage s: train m on d {
@@ -204,6 +218,10 @@ describe('formatter: layout', () => {
       text`
         tokenizer tok = chars("ab")
         model policy = T(vocab: tok.vocab)
+        model rm = R(policy)
+        import "./layers/attention.pt-recipe" { Attention }
+        import std.nn { Linear }
+        import std.losses { dpo }
 
         block B(d: dim) {
           qkv = Linear(d, 3 * d)
@@ -227,7 +245,11 @@ describe('formatter: layout', () => {
       `,
       text`
         tokenizer tok = chars("ab")
-        model policy  = T(vocab: tok.vocab)
+        model policy = T(vocab: tok.vocab)
+        model rm     = R(policy)
+        import "./layers/attention.pt-recipe" { Attention }
+        import std.nn     { Linear }
+        import std.losses { dpo }
 
         block B(d: dim) {
           qkv        = Linear(d, 3 * d)
@@ -609,7 +631,8 @@ describe('formatter: comments anywhere', () => {
 // ---------------------------------------------------------------- random trees
 
 const LOC: Span = { file: 'gen', start: 0, end: 0, line: 1, column: 1, endLine: 1, endColumn: 1 };
-const NAMES = ['a', 'b', 'x1', '_y', 'Foo', 'tok', 'batch', 'relu', 'dim'];
+// Two long names make long lines, so the line breaking is exercised too.
+const NAMES = ['a', 'b', 'x1', '_y', 'Foo', 'tok', 'batch', 'relu', 'dim', 'a_rather_long_name_for_a_tensor', 'AnotherQuiteLongBlockName'];
 const LABELS = [...NAMES, 'block', 'model', 'to', 'true', 'every'];
 const NUMBERS = ['0', '1', '42', '1_000', '007', '3.5', '3e-4', '1E5', '2.0e+3', '0.50'];
 const OPS: BinaryOp[] = ['||', '&&', '==', '!=', '<', '<=', '>', '>=', '+', '-', '*', '/', '%', '@', '**'];
@@ -708,31 +731,104 @@ function withParens(e: Expression): Expression {
   }
 }
 
-function recipeOf(values: readonly Expression[]): Recipe {
-  const stage = {
-    kind: 'StageDecl' as const,
-    name: { kind: 'Identifier' as const, name: 's', loc: LOC },
-    stageKind: { kind: 'Identifier' as const, name: 'train', loc: LOC },
-    target: { kind: 'NameExpr' as const, name: 'm', loc: LOC },
-    dataset: null,
-    after: [],
-    items: values.map((value, i) => ({ kind: 'Setting' as const, name: { kind: 'Identifier' as const, name: `k${i}`, loc: LOC }, value, loc: LOC })),
-    loc: LOC,
-  };
-  return {
-    kind: 'Recipe',
-    declarations: [{ kind: 'ModelDecl', name: { kind: 'Identifier', name: 'm', loc: LOC }, value: values[0]!, loc: LOC }, stage],
-    comments: [],
-    loc: LOC,
-  };
-}
+const id = (name: string): Identifier => ({ kind: 'Identifier', name, loc: LOC });
 
+/** Random types: dtypes with dims (`...`, names, numbers, dim arithmetic) or without, and tuples of them. */
+const dimExpr: fc.Arbitrary<Expression> = fc.letrec<{ dim: Expression }>((tie) => ({
+  dim: fc.oneof(
+    { depthSize: 'small' },
+    fc.constantFrom('B', 'T', 'd').map((name): Expression => ({ kind: 'NameExpr', name, loc: LOC })),
+    fc.constantFrom('1', '64').map((raw): Expression => ({ kind: 'NumberLiteral', value: Number(raw), isInteger: true, raw, loc: LOC })),
+    fc
+      .record({ op: fc.constantFrom<BinaryOp>('+', '-', '*', '/'), left: tie('dim'), right: tie('dim') })
+      .map((b): Expression => withParens({ kind: 'BinaryExpr', ...b, opLoc: LOC, loc: LOC })),
+  ),
+})).dim;
+const { type } = fc.letrec<{ type: TypeNode }>((tie) => ({
+  type: fc.oneof(
+    { depthSize: 'small' },
+    fc
+      .record({
+        name: fc.constantFrom('f32', 'bf16', 'i64', 'bool', 'dim', 'model'),
+        dims: fc.option(fc.array(fc.oneof(dimExpr, fc.constant<DimNode>({ kind: 'EllipsisDim', loc: LOC })), { maxLength: 3 }), { nil: null }),
+      })
+      .map(({ name, dims }): TypeNode => ({ kind: 'TensorTypeNode', name: id(name), dims, loc: LOC })),
+    fc.array(tie('type'), { minLength: 1, maxLength: 3 }).map((elements): TypeNode => ({ kind: 'TupleTypeNode', elements, loc: LOC })),
+  ),
+}));
+
+const param = fc
+  .record({ name: fc.constantFrom(...NAMES), type: fc.option(type, { nil: null }), default: fc.option(tree.map(withParens), { nil: null }) })
+  .map((p): Parameter => ({ kind: 'Parameter', name: id(p.name), type: p.type, default: p.default, loc: LOC }));
+
+/** One of every declaration form, around the generated expressions and types. */
+function recipeOf(values: readonly Expression[], types: readonly TypeNode[], params: readonly Parameter[]): Recipe {
+  const v = (i: number): Expression => values[i % values.length]!;
+  const t = (i: number): TypeNode => types[i % types.length]!;
+  const name = (n: string): Expression => ({ kind: 'NameExpr', name: n, loc: LOC });
+  const declarations: Declaration[] = [
+    { kind: 'ImportDecl', path: { kind: 'ModulePath', segments: [id('std'), id('nn')], loc: LOC }, names: [{ kind: 'ImportName', name: id('A'), alias: id('B'), loc: LOC }], loc: LOC },
+    { kind: 'ModelDecl', name: id('m'), value: v(0), loc: LOC },
+    {
+      kind: 'BlockDecl',
+      name: id('Blk'),
+      params,
+      where: [v(1)],
+      members: [
+        { kind: 'ParamMember', name: id('w'), type: t(0), init: v(2), condition: v(3), loc: LOC },
+        { kind: 'SubmoduleMember', name: id('sub'), value: v(1), condition: null, loc: LOC },
+        {
+          kind: 'ForwardMember',
+          params,
+          returnType: t(1),
+          where: [],
+          body: { kind: 'Body', braced: false, statements: [], result: v(0), loc: LOC },
+          loc: LOC,
+        },
+      ],
+      loc: LOC,
+    },
+    {
+      kind: 'FnDecl',
+      name: id('fun'),
+      params,
+      returnType: t(2),
+      where: [],
+      body: {
+        kind: 'Body',
+        braced: true,
+        // Let values are where a line starting with '-' would end the let: the printer must avoid that.
+        statements: values.map((value, i) => ({ kind: 'LetStatement', pattern: { kind: 'NamePattern', name: id(`l${i}`), loc: LOC }, value, loc: LOC })),
+        // The result starts with a name: a result starting with '(' , '[' or '-' after a let is a different program.
+        result: name('r'),
+        loc: LOC,
+      },
+      loc: LOC,
+    },
+    {
+      kind: 'StageDecl',
+      name: id('s'),
+      stageKind: id('train'),
+      target: name('m'),
+      dataset: name('d'),
+      after: [id('p'), id('q')],
+      items: [
+        ...values.map((value, i): StageItem => ({ kind: 'Setting', name: id(`k${i}`), value, loc: LOC })),
+        { kind: 'LetStatement', pattern: { kind: 'TuplePattern', elements: [{ kind: 'NamePattern', name: id('x'), loc: LOC }], loc: LOC }, value: v(1), loc: LOC },
+        { kind: 'EvalEvery', every: v(2), dataset: v(0), loc: LOC },
+      ],
+      loc: LOC,
+    },
+    { kind: 'DeployDecl', target: v(1), format: id('onnx'), settings: [{ kind: 'Setting', name: id('out'), value: v(2), loc: LOC }], loc: LOC },
+  ];
+  return { kind: 'Recipe', declarations, comments: [], loc: LOC };
+}
 
 describe('formatter: random trees', () => {
   it('prints trees that parse back to themselves, and formats idempotently', () => {
     fc.assert(
-      fc.property(fc.array(tree, { minLength: 1, maxLength: 3 }), (values) => {
-        const recipe = recipeOf(values.map(withParens));
+      fc.property(fc.array(tree, { minLength: 1, maxLength: 3 }), fc.array(type, { minLength: 1, maxLength: 3 }), fc.array(param, { maxLength: 3 }), (values, types, params) => {
+        const recipe = recipeOf(values.map(withParens), types, params);
         const out = formatRecipe(recipe, '');
         const again = parse(out);
         expect(again.bag.items.map((d) => d.message), out).toEqual([]);
