@@ -211,6 +211,8 @@ export class Checker {
       const target = imported.module.decls.get(imported.name);
       return target ? this.noteModelUse(this.declType(imported.module, target), span, scope) : ERROR;
     }
+    const stage = module.stages.get(name);
+    if (stage) return { k: 'stage', decl: stage };
     if (name in BUILTINS) return { k: 'builtin', name };
     if (name in CONSTANTS) return { k: 'float', value: CONSTANTS[name]! };
     const dtype = dtypeOf(name);
@@ -469,13 +471,14 @@ export class Checker {
       this.report('bad-checkpoint', `the right side of '${modelName} @ ...' must name a stage`, e.right.loc);
       return ERROR;
     }
-    const stageTy = this.lookup(e.right.name, e.right.loc, scope);
-    if (stageTy.k === 'error') return ERROR;
-    if (stageTy.k !== 'stage') {
-      this.report('bad-checkpoint', `'${e.right.name}' is ${describeKind(stageTy)}, not a stage: '${modelName} @ ${e.right.name}' needs a stage`, e.right.loc);
+    // The right side names a stage, in the stages' own namespace.
+    const stage = scope.module.stages.get(e.right.name);
+    if (!stage) {
+      this.report('bad-checkpoint', `there is no stage '${e.right.name}': '${modelName} @ ${e.right.name}' needs a stage`, e.right.loc, {
+        hint: didYouMean(e.right.name, scope.module.stages.keys()),
+      });
       return ERROR;
     }
-    const stage = stageTy.decl;
     const kind = stage.stageKind.name;
     if (kind === 'eval' || kind === 'generate') {
       this.report('bad-checkpoint', `stage '${stage.name.name}' is an ${kind} stage and writes no checkpoint of '${modelName}'`, e.right.loc, {

@@ -6,7 +6,7 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Declaration, Identifier, ImportDecl, Recipe, Span } from '../language/ast.js';
+import type { Declaration, Identifier, ImportDecl, Recipe, Span, StageDecl } from '../language/ast.js';
 import { didYouMean, SourceFile, type DiagnosticBag } from '../language/diagnostics.js';
 import { parseRecipe } from '../language/parser.js';
 import { isBuiltinName } from './builtins.js';
@@ -23,7 +23,13 @@ export interface ModuleInfo {
   readonly absPath: string;
   readonly source: SourceFile;
   readonly recipe: Recipe;
+  /** Values: tokenizers, models, datasets, blocks, fns. */
   readonly decls: Map<string, NamedDeclaration>;
+  /**
+   * Stages have a namespace of their own, so `stage sft` and the loss `sft`
+   * coexist: stage names appear only after `after`, right of `model @`, and as `stage.output`.
+   */
+  readonly stages: Map<string, StageDecl>;
   readonly imports: Map<string, ImportedBinding>;
   readonly isStdlib: boolean;
 }
@@ -92,6 +98,7 @@ export class ModuleLoader {
       source,
       recipe,
       decls: new Map(),
+      stages: new Map(),
       imports: new Map(),
       isStdlib: absPath.startsWith(this.stdlibDir),
     };
@@ -107,6 +114,15 @@ export class ModuleLoader {
     for (const decl of info.recipe.declarations) {
       if (!('name' in decl)) continue;
       const name = decl.name.name;
+      if (decl.kind === 'StageDecl') {
+        const previous = info.stages.get(name);
+        if (previous) {
+          this.bag.report('duplicate-name', `stage '${name}' is declared twice`, decl.name.loc, {
+            related: [{ message: 'first declared here', span: previous.name.loc }],
+          });
+        } else info.stages.set(name, decl);
+        continue;
+      }
       if (isBuiltinName(name)) {
         this.bag.report('shadows-builtin', `'${name}' is a built-in and cannot be redefined`, decl.name.loc, {
           hint: `choose another name for this ${declWord(decl)}`,

@@ -837,7 +837,7 @@ describe('formatter: random trees', () => {
       }),
       { numRuns: RUNS, seed: Number(process.env['FUZZ_SEED'] ?? 42) },
     );
-  });
+  }, 600_000);
 
   it('prints every expression with the parentheses its precedence needs', () => {
     fc.assert(
@@ -850,7 +850,7 @@ describe('formatter: random trees', () => {
       }),
       { numRuns: RUNS, seed: Number(process.env['FUZZ_SEED'] ?? 42) },
     );
-  });
+  }, 600_000);
 });
 
 // The keyword list is the lexer's: names the generator uses must not be reserved.
