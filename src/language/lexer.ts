@@ -27,19 +27,25 @@ export const Name = createToken({ name: 'Name', pattern: Lexer.NA });
 /** Category of the two string tokens, so the parser accepts an unterminated string as a string (already reported). */
 export const StringLiteral = createToken({ name: 'StringLiteral', pattern: Lexer.NA, label: 'a string' });
 
-/** Binary operator categories: one CST key per precedence level keeps operators in source order. */
-export const CompareOp = createToken({ name: 'CompareOp', pattern: Lexer.NA, label: 'a comparison operator' });
-export const AddOp = createToken({ name: 'AddOp', pattern: Lexer.NA });
-export const MulOp = createToken({ name: 'MulOp', pattern: Lexer.NA });
+/**
+ * Operator categories: every binary operator is a BinaryOp and the prefix
+ * operators are PrefixOps ('-' is both), so the parser sees one CST key per
+ * kind and keeps the operators in source order.
+ */
+export const BinaryOp = createToken({ name: 'BinaryOp', pattern: Lexer.NA, label: 'an operator' });
+/** See BinaryOp. */
+export const PrefixOp = createToken({ name: 'PrefixOp', pattern: Lexer.NA, label: "'!' or '-'" });
 
 // ---------------------------------------------------------------- trivia
 
+/** Spaces, tabs, line breaks (and a byte order mark): skipped. */
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f\v\uFEFF]+/, group: Lexer.SKIPPED });
 /** Comments go to their own group: the parser never sees them, the AST keeps them (Recipe.comments). */
 export const CommentToken = createToken({ name: 'Comment', pattern: /#[^\n\r]*/, group: 'comments' });
 
 // ---------------------------------------------------------------- names
 
+/** `Identifier = Letter , { Letter | Digit | "_" }` (ASCII letters and `_`). */
 export const Identifier = createToken({ name: 'Identifier', pattern: /[A-Za-z_][A-Za-z0-9_]*/, categories: [Name], label: 'a name' });
 
 /**
@@ -77,6 +83,7 @@ export const Kw: Readonly<Record<string, TokenType>> = Object.fromEntries(KEYWOR
 
 /** Float before Integer: Chevrotain takes the first pattern that matches, not the longest. */
 export const Float = createToken({ name: 'Float', pattern: /\d+(?:\.\d+(?:[eE][+-]?\d+)?|[eE][+-]?\d+)/, label: 'a number' });
+/** `Integer = Digit , { Digit | "_" }`: `1_000` is 1000. */
 export const Integer = createToken({ name: 'Integer', pattern: /\d[\d_]*/, label: 'a number' });
 
 /** Any backslash pair is lexed; `decodeString` decides which escapes are valid, so a bad one costs one diagnostic, not a broken token. */
@@ -96,25 +103,28 @@ function punct(name: string, text: string, categories: TokenType[] = []): TokenT
   return createToken({ name, pattern, categories, label: `'${text}'` });
 }
 
-// Longer operators come before their prefixes (`->` before `-`, `...` before `.`).
+/**
+ * Operators and punctuation, one token type each. Longer operators come
+ * before their prefixes (`->` before `-`, `...` before `.`).
+ */
 export const Arrow = punct('Arrow', '->');
 export const Ellipsis = punct('Ellipsis', '...');
-export const StarStar = punct('StarStar', '**');
-export const EqEq = punct('EqEq', '==', [CompareOp]);
-export const NotEq = punct('NotEq', '!=', [CompareOp]);
-export const LessEq = punct('LessEq', '<=', [CompareOp]);
-export const GreaterEq = punct('GreaterEq', '>=', [CompareOp]);
-export const Less = punct('Less', '<', [CompareOp]);
-export const Greater = punct('Greater', '>', [CompareOp]);
-export const AndAnd = punct('AndAnd', '&&');
-export const OrOr = punct('OrOr', '||');
-export const Plus = punct('Plus', '+', [AddOp]);
-export const Minus = punct('Minus', '-', [AddOp]);
-export const Star = punct('Star', '*', [MulOp]);
-export const Slash = punct('Slash', '/', [MulOp]);
-export const Percent = punct('Percent', '%', [MulOp]);
-export const At = punct('At', '@', [MulOp]);
-export const Bang = punct('Bang', '!');
+export const StarStar = punct('StarStar', '**', [BinaryOp]);
+export const EqEq = punct('EqEq', '==', [BinaryOp]);
+export const NotEq = punct('NotEq', '!=', [BinaryOp]);
+export const LessEq = punct('LessEq', '<=', [BinaryOp]);
+export const GreaterEq = punct('GreaterEq', '>=', [BinaryOp]);
+export const Less = punct('Less', '<', [BinaryOp]);
+export const Greater = punct('Greater', '>', [BinaryOp]);
+export const AndAnd = punct('AndAnd', '&&', [BinaryOp]);
+export const OrOr = punct('OrOr', '||', [BinaryOp]);
+export const Plus = punct('Plus', '+', [BinaryOp]);
+export const Minus = punct('Minus', '-', [BinaryOp, PrefixOp]);
+export const Star = punct('Star', '*', [BinaryOp]);
+export const Slash = punct('Slash', '/', [BinaryOp]);
+export const Percent = punct('Percent', '%', [BinaryOp]);
+export const At = punct('At', '@', [BinaryOp]);
+export const Bang = punct('Bang', '!', [PrefixOp]);
 export const Equals = punct('Equals', '=');
 export const LParen = punct('LParen', '(');
 export const RParen = punct('RParen', ')');
@@ -132,9 +142,8 @@ export const allTokens: readonly TokenType[] = [
   CommentToken,
   Name,
   StringLiteral,
-  CompareOp,
-  AddOp,
-  MulOp,
+  BinaryOp,
+  PrefixOp,
   StringToken,
   UnterminatedString,
   Float,

@@ -1,22 +1,25 @@
 /**
  * The parser: text → `Recipe` AST plus syntax diagnostics. Never throws.
  *
- * Pipeline: `lexRecipe` → nesting guard → split into one token segment per
- * top-level declaration → Chevrotain CST parser (rule names = EBNF
- * productions) → `AstBuilder`, the one place CST becomes AST.
+ * Pipeline: `lexRecipe` → nesting guard (brackets deeper than MAX_NESTING are
+ * cut out) → one token segment per top-level declaration → Chevrotain CST
+ * parser (rule names = EBNF productions) → `AstBuilder`, the one place CST
+ * becomes AST (it also groups the flat operator rows by precedence).
  *
  * Error recovery, in layers:
- * - Segments: a declaration keyword (`model`, `stage`, ...) that is not a
- *   label (`model:`), a member (`.model`) or a setting (`model =`) always
- *   starts a new declaration, so an error can never swallow the next one.
+ * - Segments: a declaration keyword that starts a declaration (see
+ *   `startsDeclaration`) ends the previous segment, so an error can never
+ *   swallow the next declaration, and a missing `}` costs one diagnostic.
  * - Lists report a missing comma and carry on as if it were there; a missing
  *   closer is inserted when the next token plainly belongs to the enclosing
  *   construct (a setting `name =`, `let`, `}`, the next declaration).
  * - Item loops (stage items, block members, deploy settings) resume at the
- *   next item; everything else is Chevrotain's re-sync recovery.
- * - Follow-up errors are dropped: at most one per line per declaration, none
- *   before a token has been parsed since the previous one, and none right
- *   after something the lexer already reported.
+ *   next item; everything else is Chevrotain's single-token insertion and
+ *   deletion and its re-sync recovery.
+ * - Follow-up errors are dropped (`filterProblems`): after an error, another
+ *   in the same declaration is kept only once an item that starts a line has
+ *   parsed cleanly for two tokens; an error right after text the lexer
+ *   already reported (invalid characters, an unterminated string) is dropped.
  */
 import {
   createToken,
@@ -34,16 +37,13 @@ import {
 import type * as A from './ast.js';
 import { closestName, DiagnosticBag, joinSpans, SourceFile } from './diagnostics.js';
 import {
-  AddOp,
-  AndAnd,
   Arrow,
   Bang,
+  BinaryOp,
   Colon,
   Comma,
-  CompareOp,
   DECLARATION_KEYWORDS,
   describeText,
-  KEYWORDS,
   Dot,
   Ellipsis,
   Equals,
@@ -51,19 +51,18 @@ import {
   Float,
   Identifier,
   Integer,
+  KEYWORDS,
   Kw,
   LBrace,
   LBracket,
   lexRecipe,
   LParen,
   Minus,
-  MulOp,
   Name,
-  OrOr,
   RBrace,
   RBracket,
+  PrefixOp,
   RParen,
-  StarStar,
   StringLiteral,
   StringToken,
   UnterminatedString,
@@ -95,14 +94,13 @@ function describeExpected(t: TokenType): string {
 
 const KEYWORD_TYPES: ReadonlySet<TokenType> = new Set(Object.values(Kw));
 
-const EXPRESSION_RULES = new Set(['Expression', 'AndExpr', 'NotExpr', 'Comparison', 'Additive', 'Multiplicative', 'Unary', 'Postfix', 'Primary', 'Argument']);
+const EXPRESSION_RULES = new Set(['Expression', 'Operand', 'Postfix', 'Primary', 'Argument']);
 
 /** What a `}` closes, for "expected X or '}'" when junk sits where the next item should be. */
 const ITEM_LISTS: Readonly<Record<string, string>> = {
   StageDecl: "a setting (name = value), 'let', 'eval every' or '}'",
   BlockDecl: "a block member (param, forward, name = value) or '}'",
   DeployDecl: "a setting (name = value) or '}'",
-  Body: "'let' or '}'",
 };
 
 /** Chevrotain's default texts are long; these say what was expected and what was found, once. */
@@ -145,7 +143,7 @@ class MessageProvider implements IParserErrorMessageProvider {
     const found = describeToken(o.actual, this.follower);
     if (o.expected === EOF) return `unexpected ${found} at top level: ${TOP_LEVEL_EXPECTED}`;
     const items = ITEM_LISTS[o.ruleName];
-    if (o.expected === RBrace && items !== undefined && o.actual.tokenType !== EOF && o.ruleName !== 'Body') {
+    if (o.expected === RBrace && items !== undefined && o.actual.tokenType !== EOF) {
       const next = this.after(o.actual);
       if (o.ruleName === 'StageDecl' && tokenMatcher(o.actual, Name) && next && next.tokenType !== Equals && this.startsLine(o.actual)) {
         // `batch 32`: a setting missing its '='; blame the token where '=' should be.
@@ -526,7 +524,10 @@ class RecipeParser extends CstParser {
       this.commaList(10, (i) => this.consume(i, Identifier, { LABEL: 'after' }), () => this.LA(1).tokenType === Identifier, LBrace, false);
     });
     this.CONSUME(LBrace);
-    this.MANY({ GATE: () => this.stageItemAhead(), DEF: () => this.SUBRULE(this.StageItem) });
+    // A stage item starts with `let`, `eval every` or `name =`. Anything else ends the loop;
+    // the '}' expected there reports it and resumes at the next item (StageItem needs two
+    // tokens to choose an alternative, so it cannot recover by itself).
+    this.MANY({ GATE: () => this.itemAhead(), DEF: () => this.SUBRULE(this.StageItem) });
     this.CONSUME(RBrace);
   });
 
@@ -570,72 +571,22 @@ class RecipeParser extends CstParser {
 
   // ------------------------------------------------------------ expressions
 
-  // Expression = AndExpr , { "||" , AndExpr } ;
+  // Expression = Operand , { BinaryOp , Operand } ;
+  // Flat: the builder groups it by the precedence table of the EBNF. One rule level
+  // per operand instead of one per precedence level is most of the parser's speed,
+  // and operator chains of any length cost no stack.
   Expression = this.RULE('Expression', () => {
-    this.SUBRULE(this.AndExpr);
+    this.SUBRULE(this.Operand);
     this.MANY(() => {
-      this.CONSUME(OrOr);
-      this.SUBRULE2(this.AndExpr);
+      this.CONSUME(BinaryOp);
+      this.SUBRULE2(this.Operand);
     });
   });
 
-  // AndExpr = NotExpr , { "&&" , NotExpr } ;
-  AndExpr = this.RULE('AndExpr', () => {
-    this.SUBRULE(this.NotExpr);
-    this.MANY(() => {
-      this.CONSUME(AndAnd);
-      this.SUBRULE2(this.NotExpr);
-    });
-  });
-
-  // NotExpr = { "!" } , Comparison ;   (a loop, not recursion: `!!!!x` cannot exhaust the stack)
-  NotExpr = this.RULE('NotExpr', () => {
-    this.MANY(() => this.CONSUME(Bang));
-    this.SUBRULE(this.Comparison);
-  });
-
-  // Comparison = Additive , [ ( "==" | "!=" | "<" | "<=" | ">" | ">=" ) , Additive ] ;
-  // A second operator (`a < b < c`) is reported and parsed on, left-associated.
-  Comparison = this.RULE('Comparison', () => {
-    this.SUBRULE(this.Additive);
-    let count = 0;
-    this.MANY(() => {
-      const op = this.CONSUME(CompareOp);
-      this.ACTION(() => {
-        if (++count === 2) this.ptErrors.push({ token: op, previous: this.LA(0), message: `comparison operators do not chain: '${op.image}' after a comparison needs parentheses` });
-      });
-      this.SUBRULE2(this.Additive);
-    });
-  });
-
-  // Additive = Multiplicative , { ( "+" | "-" ) , Multiplicative } ;
-  Additive = this.RULE('Additive', () => {
-    this.SUBRULE(this.Multiplicative);
-    this.MANY(() => {
-      this.CONSUME(AddOp);
-      this.SUBRULE2(this.Multiplicative);
-    });
-  });
-
-  // Multiplicative = Unary , { ( "*" | "/" | "%" | "@" ) , Unary } ;
-  Multiplicative = this.RULE('Multiplicative', () => {
-    this.SUBRULE(this.Unary);
-    this.MANY(() => {
-      this.CONSUME(MulOp);
-      this.SUBRULE2(this.Unary);
-    });
-  });
-
-  // Unary = { "-" } , Postfix , [ "**" , Unary ] ;
-  // The minus signs apply to the power: -x ** 2 is -(x ** 2); the exponent is itself a
-  // Unary, so ** is right associative. A loop over '-' for the same reason as NotExpr.
-  Unary = this.RULE('Unary', () => {
-    this.MANY(() => this.CONSUME(Minus));
+  // Operand = { "!" | "-" } , Postfix ;
+  Operand = this.RULE('Operand', () => {
+    this.MANY(() => this.CONSUME(PrefixOp));
     this.SUBRULE(this.Postfix);
-    this.OPTION(() => {
-      this.CONSUME(StarStar);
-      this.SUBRULE2(this.Unary);
-    });
   });
 
   // Postfix = Primary , { Call | Member | Index } ;
@@ -789,21 +740,14 @@ class RecipeParser extends CstParser {
     return tokenMatcher(t, Name) && this.LA(2).tokenType === Equals;
   }
 
-  /**
-   * A stage item starts with `let`, `eval every` or `name =`. (Anything else
-   * ends the loop; the '}' expected there reports it and resumes at the next
-   * item — StageItem needs two tokens to choose, so it cannot recover itself.)
-   */
-  private stageItemAhead(): boolean {
-    return this.itemAhead();
-  }
-
+  /** A block member starts with `param`, `forward`, or a name followed by '=' or at the start of a line (a member missing its '='). */
   private blockMemberAhead(): boolean {
     const t = this.LA(1);
     if (t.tokenType === Kw['param'] || t.tokenType === Kw['forward']) return true;
     return t.tokenType === Identifier || t.tokenType === EvalWord ? this.LA(2).tokenType === Equals || this.startsLine(t) : false;
   }
 
+  /** A deploy setting: a name followed by '=', or at the start of a line (a setting missing its '='). */
   private settingAhead(): boolean {
     const t = this.LA(1);
     return tokenMatcher(t, Name) && (this.LA(2).tokenType === Equals || this.startsLine(t));
@@ -884,6 +828,8 @@ function getParser(): RecipeParser {
 interface Problem {
   /** Where the parser stood when it found the problem: decides whether a lexical error explains it. */
   readonly anchor: number;
+  /** A misspelt declaration keyword at top level (`modle x = ...`): independent of any earlier error. */
+  readonly misspeltDeclaration?: boolean;
   readonly offset: number;
   readonly span: A.Span;
   readonly message: string;
@@ -1015,9 +961,9 @@ function parseSegment(parser: RecipeParser, tokens: IToken[], follower: IToken |
   const endOffset = last ? tokenEnd(last) : 0;
 
   const problems: Problem[] = [];
-  const place = (token: IToken, previous: IToken | undefined, message: string, hint: string | null): void => {
+  const place = (token: IToken, previous: IToken | undefined, message: string, hint: string | null, misspeltDeclaration = false): void => {
     if (isReal(token)) {
-      problems.push({ anchor: token.startOffset, offset: token.startOffset, span: source.span(token.startOffset, tokenEnd(token)), message, hint });
+      problems.push({ anchor: token.startOffset, offset: token.startOffset, span: source.span(token.startOffset, tokenEnd(token)), message, hint, misspeltDeclaration });
     } else {
       // Inserted tokens and the end of input have no position: pin to the end of the previous token.
       const at = isReal(previous) ? tokenEnd(previous) : endOffset;
@@ -1036,7 +982,7 @@ function parseSegment(parser: RecipeParser, tokens: IToken[], follower: IToken |
     }
     const topLevel = message.includes(' at top level: ');
     const hint = topLevel && isReal(e.token) ? declarationHint(e.token) : keywordHint(message, e.token, e.previousToken);
-    place(e.token, e.previousToken, message, hint);
+    place(e.token, e.previousToken, message, hint, topLevel && hint !== null);
   }
   for (const e of parser.ptErrors) place(e.token, e.previous, e.message, keywordHint(e.message, e.token, e.previous));
   problems.sort((a, b) => a.offset - b.offset);
@@ -1092,8 +1038,9 @@ function tokenOffsets(node: CstNode, out: number[]): number[] {
  * Drops follow-up errors. The first error of a declaration is always kept; a
  * later one only when the parser has demonstrably got back in step since the
  * previous error: an item (member, setting, let) began a new line after it
- * and at least two of that item's tokens parsed before the new error. Errors right
- * after text the lexer already reported are dropped too.
+ * and at least two of that item's tokens parsed before the new error, or it
+ * is a misspelt declaration keyword (`modle`). Errors right after text the
+ * lexer already reported are dropped too.
  */
 function filterProblems(problems: Problem[], cst: CstNode, itemStarts: readonly number[], tokens: readonly IToken[], quiet: readonly number[]): Problem[] {
   if (problems.length === 0) return problems;
@@ -1104,7 +1051,7 @@ function filterProblems(problems: Problem[], cst: CstNode, itemStarts: readonly 
     if (isQuiet(p.anchor, tokens, quiet)) continue;
     const last = previous;
     previous = p;
-    if (last !== null) {
+    if (last !== null && !p.misspeltDeclaration) {
       // Measured from the previous error, kept or not: a dropped error is still a sign of being out of step.
       const start = lastBefore(itemStarts, p.anchor - 1);
       if (start === null || start <= last.anchor) continue;
@@ -1174,12 +1121,17 @@ function hasLineBreak(text: string, from: number, to: number): boolean {
 }
 
 const LINE_START_BREAKERS: ReadonlySet<TokenType> = new Set([Minus, LParen, LBracket]);
+/** Tokens that can end an expression: after anything else (an operator, '=', ',') the value plainly goes on. */
+const EXPRESSION_END: ReadonlySet<TokenType> = new Set([
+  Identifier, EvalWord, Integer, Float, StringToken, UnterminatedString, Kw['true']!, Kw['false']!, Kw['where']!, RParen, RBracket,
+]);
 
 /**
  * For each `let`, the first '-', '(' or '[' that begins a line at the let's
- * bracket depth after its value has begun (not the value's first token),
- * before the next `let` at that depth or the end of the enclosing bracket:
- * where the let's value must end if it is in a Body.
+ * bracket depth after its value has begun (not the value's first token), when
+ * the line before ends with a token that can end an expression (a name, a
+ * literal, ')' or ']'), before the next `let` at that depth or the end of the
+ * enclosing bracket: where the let's value must end if it is in a Body.
  */
 function letEnds(tokens: readonly IToken[], text: string): Map<IToken, IToken> {
   const out = new Map<IToken, IToken>();
@@ -1188,6 +1140,7 @@ function letEnds(tokens: readonly IToken[], text: string): Map<IToken, IToken> {
   const state: number[] = [];
   let depth = 0;
   let prevEnd = 0;
+  let prevType: TokenType | undefined;
   for (const t of tokens) {
     const type = t.tokenType;
     const let_ = open[depth];
@@ -1199,7 +1152,7 @@ function letEnds(tokens: readonly IToken[], text: string): Map<IToken, IToken> {
         if (type === Equals) state[depth] = 1;
       } else if (state[depth] === 1) {
         state[depth] = 2;
-      } else if (LINE_START_BREAKERS.has(type) && hasLineBreak(text, prevEnd, t.startOffset)) {
+      } else if (LINE_START_BREAKERS.has(type) && EXPRESSION_END.has(prevType!) && hasLineBreak(text, prevEnd, t.startOffset)) {
         out.set(let_, t);
         open[depth] = undefined;
       }
@@ -1212,6 +1165,7 @@ function letEnds(tokens: readonly IToken[], text: string): Map<IToken, IToken> {
       depth = Math.max(0, depth - 1);
     }
     prevEnd = tokenEnd(t);
+    prevType = type;
   }
   return out;
 }
@@ -1243,9 +1197,10 @@ function run(text: string, source: SourceFile, bag: DiagnosticBag, onSegment: (c
 }
 
 /**
- * A SourceFile whose position lookups start from the line of the previous
- * lookup: the builder asks in (nearly) source order, so most lookups cost
- * O(1) instead of a binary search. Spans are still made by SourceFile.span.
+ * A SourceFile whose line lookups start from the line of the previous one:
+ * the builder asks in (nearly) source order, so most lookups cost O(1)
+ * instead of a binary search, and spans are made without intermediate
+ * position objects. Same results as SourceFile.
  */
 class SequentialSource extends SourceFile {
   private readonly starts: number[] = [0];
@@ -1256,22 +1211,40 @@ class SequentialSource extends SourceFile {
     for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) this.starts.push(i + 1);
   }
 
-  override position(offset: number): { line: number; column: number } {
+  /** 0-based index of the line holding `offset` (already clamped). */
+  private lineIndex(offset: number): number {
     const starts = this.starts;
-    const clamped = Math.max(0, Math.min(offset, this.text.length));
     let line = this.line;
-    // Walk a few lines from the last answer; fall back to the binary search for long jumps.
+    // Walk a few lines from the last answer; fall back to a binary search for long jumps.
     for (let steps = 0; steps < 8; steps++) {
-      if (clamped < starts[line]!) line--;
-      else if (line + 1 < starts.length && clamped >= starts[line + 1]!) line++;
-      else {
-        this.line = line;
-        return { line: line + 1, column: clamped - starts[line]! + 1 };
-      }
+      if (offset < starts[line]!) line--;
+      else if (line + 1 < starts.length && offset >= starts[line + 1]!) line++;
+      else return (this.line = line);
     }
-    const p = super.position(clamped);
-    this.line = p.line - 1;
-    return p;
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return (this.line = lo);
+  }
+
+  override position(offset: number): { line: number; column: number } {
+    const clamped = Math.max(0, Math.min(offset, this.text.length));
+    const line = this.lineIndex(clamped);
+    return { line: line + 1, column: clamped - this.starts[line]! + 1 };
+  }
+
+  override span(start: number, end: number): A.Span {
+    const max = this.text.length;
+    const s = Math.max(0, Math.min(start, max));
+    const e = Math.max(0, Math.min(end, max));
+    const sl = this.lineIndex(s);
+    const sc = s - this.starts[sl]! + 1;
+    const el = this.lineIndex(e);
+    return { file: this.path, start, end, line: sl + 1, column: sc, endLine: el + 1, endColumn: e - this.starts[el]! + 1 };
   }
 }
 
@@ -1354,7 +1327,7 @@ class AstBuilder {
 
   // ------------------------------------------------------------ spans
 
-  private tokenSpan(t: IToken | undefined): A.Span {
+  tokenSpan(t: IToken | undefined): A.Span {
     if (isReal(t)) {
       this.pos = tokenEnd(t);
       return this.source.span(t.startOffset, this.pos);
@@ -1381,7 +1354,7 @@ class AstBuilder {
     return { kind: 'Identifier', name: isReal(t) ? t.image : '', loc: this.tokenSpan(t) };
   }
 
-  private errorExpr(): A.ErrorExpr {
+  errorExpr(): A.ErrorExpr {
     return { kind: 'ErrorExpr', loc: this.source.span(this.pos, this.pos) };
   }
 
@@ -1389,7 +1362,7 @@ class AstBuilder {
    * Records an expression's depth (from its direct sub-expressions); one
    * deeper than MAX_EXPRESSION_DEPTH becomes ErrorExpr, reported once.
    */
-  private mk(e: A.Expression): A.Expression {
+  mk(e: A.Expression): A.Expression {
     const depths = this.depths;
     if (depths === null) return e;
     let d = 0;
@@ -1431,15 +1404,7 @@ class AstBuilder {
       default:
         return e;
     }
-    if (d + 1 > MAX_EXPRESSION_DEPTH) {
-      if (!this.deepReported) {
-        this.deepReported = true;
-        this.bag.report('syntax-error', `expression nested too deeply (more than ${MAX_EXPRESSION_DEPTH} levels)`, e.loc, {
-          hint: 'split it with let statements',
-        });
-      }
-      return { kind: 'ErrorExpr', loc: e.loc };
-    }
+    if (d + 1 > MAX_EXPRESSION_DEPTH) return this.tooDeep(e.loc);
     depths.set(e, d + 1);
     return e;
   }
@@ -1675,69 +1640,35 @@ class AstBuilder {
 
   // ------------------------------------------------------------ expressions
 
-  // One method per precedence level, mirroring the rules; the operand converters are
-  // created once (not per call) because this is the hot path of the builder.
-  private readonly andFn = (c: CstNode | undefined): A.Expression => this.chain(c, 'NotExpr', 'AndAnd', this.notFn);
-  private readonly notFn = (c: CstNode | undefined): A.Expression => this.notExpr(c);
-  private readonly additiveFn = (c: CstNode | undefined): A.Expression => this.chain(c, 'Multiplicative', 'AddOp', this.multiplicativeFn);
-  private readonly multiplicativeFn = (c: CstNode | undefined): A.Expression => this.chain(c, 'Unary', 'MulOp', this.unaryFn);
-  private readonly unaryFn = (c: CstNode | undefined): A.Expression => this.unary(c);
-  private readonly powerFn = (c: CstNode | undefined): A.Expression => this.power(c);
-
+  /**
+   * An Expression node: operands and operators in a row, grouped here by
+   * precedence climbing over BINARY (the precedence table of the EBNF).
+   */
   expr(n: CstNode | undefined): A.Expression {
     if (!n) return this.errorExpr();
-    return this.chain(n, 'AndExpr', 'OrOr', this.andFn);
+    const operands = subs(n, 'Operand');
+    const ops = toks(n, 'BinaryOp');
+    const first = operands[0];
+    // The common case: one operand without prefix operators.
+    if (ops.length === 0 && first !== undefined && toks(first, 'PrefixOp').length === 0) return this.postfix(sub(first, 'Postfix'));
+    return new Climber(this, operands, ops).run();
   }
 
-  /** A left-associative chain `operand { op operand }`; a missing operand after an operator is ErrorExpr. */
-  private chain(n: CstNode | undefined, operandKey: string, opKey: string, operand: (c: CstNode | undefined) => A.Expression): A.Expression {
-    if (!n) return this.errorExpr();
-    const ops = toks(n, opKey);
-    if (ops.length === 0) return operand(sub(n, operandKey));
-    const operands = subs(n, operandKey);
-    let left = operand(operands[0]);
-    for (let i = 0; i < ops.length; i++) {
-      const op = ops[i]!;
-      const opLoc = this.tokenSpan(op);
-      const right = operand(operands[i + 1]);
-      left = this.mk({ kind: 'BinaryExpr', op: op.image as A.BinaryOp, left, right, opLoc, loc: joinSpans(left.loc, right.loc) });
+  /** Reports once per builder: a deeper tree could exhaust the stack of later phases. */
+  tooDeep(loc: A.Span): A.Expression {
+    if (!this.deepReported) {
+      this.deepReported = true;
+      this.bag.report('syntax-error', `expression nested too deeply (more than ${MAX_EXPRESSION_DEPTH} levels)`, loc, { hint: 'split it with let statements' });
     }
-    return left;
+    return { kind: 'ErrorExpr', loc };
   }
 
-  private notExpr(n: CstNode | undefined): A.Expression {
-    if (!n) return this.errorExpr();
-    const bangs = toks(n, 'Bang');
-    const inner = (c: CstNode | undefined): A.Expression => this.chain(sub(c, 'Comparison'), 'Additive', 'CompareOp', this.additiveFn);
-    return bangs.length === 0 ? inner(n) : this.prefixed(n, bangs, '!', inner);
+  /** Reports a syntax error found while grouping operators (chained comparisons, a misplaced '!'). */
+  operatorError(t: IToken, message: string): void {
+    this.bag.report('syntax-error', message, this.source.span(t.startOffset, tokenEnd(t)));
   }
 
-  private unary(n: CstNode | undefined): A.Expression {
-    if (!n) return this.errorExpr();
-    const minuses = toks(n, 'Minus');
-    return minuses.length === 0 ? this.power(n) : this.prefixed(n, minuses, '-', this.powerFn);
-  }
-
-  /** `{ op } inner`: prefix operators apply right to left. */
-  private prefixed(n: CstNode, opTokens: readonly IToken[], op: '-' | '!', inner: (n: CstNode | undefined) => A.Expression): A.Expression {
-    const opSpans = opTokens.map((t) => this.tokenSpan(t));
-    let e = inner(n);
-    for (let i = opSpans.length - 1; i >= 0; i--) e = this.mk({ kind: 'UnaryExpr', op, operand: e, loc: joinSpans(opSpans[i]!, e.loc) });
-    return e;
-  }
-
-  /** The `Postfix [ "**" Unary ]` part of a Unary node. */
-  private power(n: CstNode | undefined): A.Expression {
-    if (!n) return this.errorExpr();
-    const base = this.postfix(sub(n, 'Postfix'));
-    const op = tok(n, 'StarStar');
-    if (!op) return base;
-    const opLoc = this.tokenSpan(op);
-    const exponent = this.unary(sub(n, 'Unary'));
-    return this.mk({ kind: 'BinaryExpr', op: '**', left: base, right: exponent, opLoc, loc: joinSpans(base.loc, exponent.loc) });
-  }
-
-  private postfix(n: CstNode | undefined): A.Expression {
+  postfix(n: CstNode | undefined): A.Expression {
     if (!n) return this.errorExpr();
     let e = this.primary(sub(n, 'Primary'));
     const calls = subs(n, 'Call');
@@ -1819,6 +1750,124 @@ class AstBuilder {
       return this.mk({ kind: 'ListExpr', elements, loc: this.nodeSpan(n) });
     }
     return this.errorExpr();
+  }
+}
+
+// ---------------------------------------------------------------- operator precedence
+
+/**
+ * The precedence table of the EBNF, loosest first. '-' as a prefix binds
+ * tighter than '*' and looser than '**' (-x ** 2 is -(x ** 2)); '!' binds
+ * looser than comparisons (!a == b is !(a == b)).
+ */
+const PREC_OR = 1;
+const PREC_AND = 2;
+const PREC_NOT = 3;
+const PREC_COMPARE = 4;
+const PREC_ADD = 5;
+const PREC_MUL = 6;
+const PREC_NEG = 7;
+const PREC_POW = 8;
+
+const BINARY: Readonly<Record<string, number>> = {
+  '||': PREC_OR,
+  '&&': PREC_AND,
+  '==': PREC_COMPARE,
+  '!=': PREC_COMPARE,
+  '<': PREC_COMPARE,
+  '<=': PREC_COMPARE,
+  '>': PREC_COMPARE,
+  '>=': PREC_COMPARE,
+  '+': PREC_ADD,
+  '-': PREC_ADD,
+  '*': PREC_MUL,
+  '/': PREC_MUL,
+  '%': PREC_MUL,
+  '@': PREC_MUL,
+  '**': PREC_POW,
+};
+
+/**
+ * Groups one flat Expression node by precedence climbing: left-associative
+ * levels, right-associative '**', non-associative comparisons, and prefix
+ * operators whose operand extends over the operators that bind tighter.
+ * It recurses only per prefix operator and per '**', to a capped depth.
+ */
+class Climber {
+  private operand = 0;
+  private prefix = 0;
+  private op = 0;
+  private depth = 0;
+
+  constructor(
+    private readonly b: AstBuilder,
+    private readonly operands: readonly CstNode[],
+    private readonly ops: readonly IToken[],
+  ) {}
+
+  run(): A.Expression {
+    return this.climb(0);
+  }
+
+  /** The current operand followed by operators of precedence at least `min` and their operands. */
+  private climb(min: number): A.Expression {
+    if (++this.depth > MAX_EXPRESSION_DEPTH) return this.abandon();
+    let left = this.unary();
+    let comparisons = 0;
+    for (;;) {
+      const opToken = this.ops[this.op];
+      if (opToken === undefined || this.depth > MAX_EXPRESSION_DEPTH) break;
+      const prec = BINARY[opToken.image] ?? PREC_OR;
+      if (prec < min) break;
+      this.op++;
+      if (prec === PREC_COMPARE && ++comparisons === 2) {
+        this.b.operatorError(opToken, `comparison operators do not chain: '${opToken.image}' after a comparison needs parentheses`);
+      }
+      const opLoc = this.b.tokenSpan(opToken);
+      this.operand++;
+      this.prefix = 0;
+      this.checkNot(prec, opToken);
+      // '**' is right associative; every other level is left associative.
+      const right = this.climb(prec === PREC_POW ? prec : prec + 1);
+      left = this.b.mk({ kind: 'BinaryExpr', op: opToken.image as A.BinaryOp, left, right, opLoc, loc: joinSpans(left.loc, right.loc) });
+    }
+    this.depth--;
+    return left;
+  }
+
+  /** The current operand: its next prefix operator applied to what binds tighter, or else its postfix expression. */
+  private unary(): A.Expression {
+    const node = this.operands[this.operand];
+    if (node === undefined) return this.b.errorExpr();
+    const prefixes = toks(node, 'PrefixOp');
+    const p = prefixes[this.prefix];
+    if (p === undefined) return this.b.postfix(sub(node, 'Postfix'));
+    this.prefix++;
+    const isNot = p.tokenType === Bang;
+    const next = prefixes[this.prefix];
+    if (!isNot && next !== undefined && next.tokenType === Bang) this.b.operatorError(next, "'!' after '-' needs parentheses: write -(!x)");
+    const loc = this.b.tokenSpan(p);
+    const inner = this.climb(isNot ? PREC_NOT + 1 : PREC_NEG + 1);
+    return this.b.mk({ kind: 'UnaryExpr', op: isNot ? '!' : '-', operand: inner, loc: joinSpans(loc, inner.loc) });
+  }
+
+  /** '!' binds looser than comparisons, so it may only follow '||' or '&&': `a + !b` needs parentheses. */
+  private checkNot(prec: number, opToken: IToken): void {
+    const node = this.operands[this.operand];
+    const first = node ? toks(node, 'PrefixOp')[0] : undefined;
+    if (first !== undefined && first.tokenType === Bang && prec > PREC_AND) {
+      this.b.operatorError(first, `'!' after '${opToken.image}' needs parentheses: write (!x)`);
+    }
+  }
+
+  /** Too deep: the rest of this expression becomes one ErrorExpr. */
+  private abandon(): A.Expression {
+    const at = this.ops[this.op] ?? this.ops[this.ops.length - 1];
+    const e = at ? this.b.tooDeep(this.b.tokenSpan(at)) : this.b.errorExpr();
+    this.operand = this.operands.length;
+    this.op = this.ops.length;
+    this.depth--;
+    return e;
   }
 }
 

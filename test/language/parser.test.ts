@@ -129,6 +129,16 @@ describe('expression precedence and associativity', () => {
     expect(at(e.loc)).toBe('1:10-1:20');
   });
 
+  it("reports '!' where it binds looser than the operator before it", () => {
+    const { errors, messages, recipe } = parse('fn f(a, b) = a + !b');
+    expect(errors).toEqual([{ code: 'syntax-error', line: 1, column: 18 }]);
+    expect(messages[0]).toBe("'!' after '+' needs parentheses: write (!x)");
+    expect(sx((recipe.declarations[0] as A.FnDecl).body.result)).toBe('(+ a (! b))');
+    expect(parse('fn f(a) = -!a').errors).toEqual([{ code: 'syntax-error', line: 1, column: 12 }]);
+    expect(expr('a && !b || !!c')).toBe('(|| (&& a (! b)) (! (! c)))');
+    expect(expr('!-a')).toBe('(! (- a))');
+  });
+
   it('reports a chained comparison once and parses on', () => {
     const { errors, messages, recipe } = parse('fn f(a, b, c) = a < b < c');
     expect(errors).toEqual([{ code: 'syntax-error', line: 1, column: 23 }]);
@@ -321,8 +331,15 @@ fn loss(logits: f32[B, T, V], t: float = 1.0) -> f32 where t > 0 {
     // Inside brackets the line break means nothing.
     const g = decl('fn g(a) {\n  let r = f(a,\n    -a)\n  r\n}', 'FnDecl');
     expect(sx(g.body.statements[0]!.value)).toBe('(call f a (- a))');
-    // On the same line, or in a stage, '-' continues the expression.
+    // On the same line '-' continues the expression.
     expect(sx(decl('fn h(a, b) {\n  let r = a\n  r - b\n}', 'FnDecl').body.result)).toBe('(- r b)');
+    // After a line ending in an operator or '=', the value goes on.
+    const k = decl('fn k(a, b) {\n  let r = a -\n    (b)\n  let s =\n    (a, b)\n  [r, s]\n}', 'FnDecl');
+    expect(k.body.statements.map((st) => sx(st.value))).toEqual(['(- a (paren b))', '(tuple a b)']);
+    expect(sx(k.body.result)).toBe('[r s]');
+    // In a stage, a let is followed by settings, so a leading '-' continues its value.
+    const st = decl('stage s: train p on d {\n  let r = a\n    - b\n  steps = 1\n}', 'StageDecl');
+    expect(sx((st.items[0] as A.LetStatement).value)).toBe('(- a b)');
   });
 
   it('parses types: dims, ellipsis, scalars, tuples and the model type', () => {
@@ -378,6 +395,25 @@ fn loss(logits: f32[B, T, V], t: float = 1.0) -> f32 where t > 0 {
 });
 
 describe('comments and spans', () => {
+  it('stamps every node with exactly the span SourceFile.span gives', async () => {
+    const { readFileSync, readdirSync } = await import('node:fs');
+    const { SourceFile } = await import('../../src/language/diagnostics.js');
+    const { visit } = await import('../../src/language/ast.js');
+    const dir = new URL('../../grammar/examples/', import.meta.url);
+    for (const name of readdirSync(dir)) {
+      const text = readFileSync(new URL(name, dir), 'utf8');
+      const reference = new SourceFile('t.pt-recipe', text);
+      let nodes = 0;
+      visit(ok(text), (node) => {
+        const loc = (node as { loc: A.Span }).loc;
+        expect(loc).toEqual(reference.span(loc.start, loc.end));
+        expect(loc.start).toBeLessThanOrEqual(loc.end);
+        nodes++;
+      });
+      expect(nodes).toBeGreaterThan(50);
+    }
+  });
+
   it('collects comments with spans, outside the declarations', () => {
     const r = ok('# header\nmodel m = X() # trailing\n\nstage s: train m on d {\n  # inside\n  steps = 1\n}\n');
     expect(r.comments.map((c) => [c.text, c.loc.line, c.loc.column])).toEqual([
@@ -506,6 +542,15 @@ deploy a to onnx {
       { code: 'syntax-error', line: 5, column: 9 },
     ]);
     expect(recipe.declarations.map((d) => d.kind)).toEqual(['ModelDecl', 'DatasetDecl', 'StageDecl', 'DeployDecl']);
+  });
+
+  it('reports a misspelt keyword after an error in the declaration before it', () => {
+    const { errors } = parse('model a = Linear(4 8)\n\nmodle b = Linear(4, 8)\n\nmodel c = Linear(4, 8\n\nmodel d = Linear(4, 8)');
+    expect(errors).toEqual([
+      { code: 'syntax-error', line: 1, column: 20 },
+      { code: 'syntax-error', line: 3, column: 1 },
+      { code: 'syntax-error', line: 5, column: 22 },
+    ]);
   });
 
   it('reports errors in different members of one block', () => {
