@@ -63,6 +63,9 @@ import {
   type Ty,
 } from './types.js';
 
+/** Codes the parser reports. */
+const SYNTAX_CODES = new Set(['syntax-error', 'unterminated-string', 'invalid-character', 'invalid-escape']);
+
 /** One step of the instantiation chain, for notes. */
 interface Frame {
   readonly span: Span;
@@ -121,6 +124,15 @@ export class Checker {
       return;
     }
     this.bag.report(code, message, span, { ...options, related: [...(options.related ?? []), ...chain] });
+  }
+
+  /**
+   * True when the parser already reported an error inside this span: checks
+   * that report something *missing* stay quiet there, since the missing part is
+   * most likely what the syntax error swallowed.
+   */
+  hasSyntaxErrorIn(span: Span): boolean {
+    return this.bag.items.some((d) => d.span.file === span.file && d.span.start >= span.start && d.span.start <= span.end && SYNTAX_CODES.has(d.code));
   }
 
   private withFrame<T>(frame: Frame, body: () => T): T | null {
@@ -235,7 +247,8 @@ export class Checker {
       case 'NumberLiteral':
         return e.isInteger ? { k: 'int', value: constDim(e.value) } : { k: 'float', value: e.value };
       case 'StringLiteral':
-        return { k: 'str', value: e.value };
+        // An unterminated string was reported by the lexer; its text is not what the author meant.
+        return this.hasSyntaxErrorIn(e.loc) ? ERROR : { k: 'str', value: e.value };
       case 'BoolLiteral':
         return { k: 'bool', value: e.value };
       case 'NameExpr':
@@ -515,6 +528,8 @@ export class Checker {
     const object = this.infer(e.object, scope);
     const name = e.member.name;
     const unknown = (candidates: Iterable<string>, what: string): Ty => {
+      // An empty name was left by the parser after a syntax error it already reported.
+      if (name === '') return ERROR;
       this.report('unknown-member', `${what} has no member '${name}'`, e.member.loc, { hint: didYouMean(name, candidates) });
       return ERROR;
     };
@@ -750,7 +765,7 @@ export class Checker {
       bound.set(p.name, a);
     }
     const missing = params.filter((p) => !p.optional && !bound.has(p.name)).map((p) => p.name);
-    if (missing.length > 0) {
+    if (missing.length > 0 && !this.hasSyntaxErrorIn(callSpan)) {
       this.report('missing-argument', `${what} is missing ${missing.length === 1 ? 'argument' : 'arguments'} ${missing.map((m) => `'${m}'`).join(', ')}`, callSpan);
       ok = false;
     }
@@ -860,6 +875,7 @@ export class Checker {
       case 'model':
         return { k: 'model', model: PLACEHOLDER_MODEL };
     }
+    if (name === '') return ERROR;
     this.report('unknown-type', `unknown type '${name}'`, node.name.loc, {
       hint: didYouMean(name, [...DTYPES, 'dim', 'int', 'float', 'str', 'model']) ?? `types are ${DTYPES.join(', ')} (with a shape), dim, int, float, bool, str, model`,
     });
@@ -1135,7 +1151,7 @@ export class Checker {
         scope.define(name, t);
       }
     }
-    if (!forward) {
+    if (!forward && !this.hasSyntaxErrorIn(decl.loc)) {
       this.report('missing-forward', `block ${decl.name.name} has no forward(...) -> Type`, decl.name.loc);
     }
     if (this.generic && this.bag.items.length > before) this.failedGeneric.add(decl);

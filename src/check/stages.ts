@@ -93,7 +93,10 @@ function checkStage(
   const dependencies: StageDependency[] = [];
   const scope = new Scope(module, null, dependencies);
   const settings = new Map<string, Ty>();
+  // A header the parser could not read (no target) says nothing reliable about its kind or dataset.
+  const brokenHeader = stage.target.kind === 'ErrorExpr' || kindName === '';
   if (!spec) {
+    if (brokenHeader) return { decl: stage, model: null, settings };
     cx.report('unknown-stage-kind', `unknown stage kind '${kindName}'`, stage.stageKind.loc, {
       hint: didYouMean(kindName, Object.keys(STAGE_KINDS)) ?? `stage kinds are: ${Object.keys(STAGE_KINDS).join(', ')}`,
     });
@@ -120,7 +123,7 @@ function checkStage(
       if (data.k === 'dataset') scope.define('batch', { k: 'record', name: `batch of ${data.display}`, fields: data.fields });
       else if (data.k !== 'error') cx.report('type-mismatch', `'on' needs a dataset, but ${exprText(stage.dataset)} is ${describeKind(data)}`, stage.dataset.loc);
     }
-  } else if (spec.dataset === 'required') {
+  } else if (spec.dataset === 'required' && !brokenHeader) {
     cx.report('missing-dataset', `a ${kindName} stage needs a dataset: stage ${stage.name.name}: ${kindName} ${exprText(stage.target)} on DATASET`, stage.stageKind.loc);
   }
 
@@ -169,8 +172,9 @@ function checkStage(
       if (kindName === 'rl' || kindName === 'generate') scope.define('completion', tensor('str', [symDim('B')]));
     }
   }
+  const quiet = cx.hasSyntaxErrorIn(stage.loc);
   for (const r of spec.required) {
-    if (!settings.has(r) && !seen.has(r)) {
+    if (!settings.has(r) && !seen.has(r) && !quiet) {
       cx.report('missing-setting', `a ${kindName} stage needs '${r} = ...'`, stage.name.loc, { hint: settingHint(kindName, r) });
     }
   }
@@ -296,6 +300,7 @@ function checkDeploy(cx: Checker, module: ModuleInfo, d: DeployDecl): void {
     cx.report('type-mismatch', `deploy needs a model or a checkpoint (model @ stage), but ${exprText(d.target)} is ${describeKind(target)}`, d.target.loc);
   }
   if (!spec) {
+    if (format === '') return;
     cx.report('unknown-deploy-target', `unknown deploy target '${format}'`, d.format.loc, {
       hint: didYouMean(format, Object.keys(DEPLOY_FORMATS)) ?? `targets are: ${Object.keys(DEPLOY_FORMATS).join(', ')}`,
     });
@@ -319,7 +324,7 @@ function checkDeploy(cx: Checker, module: ModuleInfo, d: DeployDecl): void {
     seen.set(name, s.name.loc);
     values.set(name, readSetting(cx, setting, s.value, scope, `deploy to ${format}`, name));
   }
-  for (const r of spec.required) if (!seen.has(r)) cx.report('missing-setting', `deploy to ${format} needs '${r} = ...'`, d.format.loc, { hint: settingHint('deploy', r) });
+  for (const r of spec.required) if (!seen.has(r) && !cx.hasSyntaxErrorIn(d.loc)) cx.report('missing-setting', `deploy to ${format} needs '${r} = ...'`, d.format.loc, { hint: settingHint('deploy', r) });
   const precision = values.get('precision');
   if (precision?.k === 'symbol' && precision.name === 'int8' && !seen.has('calibrate')) {
     cx.report('missing-setting', `int8 deployment needs calibration data: calibrate = DATASET[:N]`, seen.get('precision')!, {

@@ -400,7 +400,7 @@ describe('comments and spans', () => {
     const { SourceFile } = await import('../../src/language/diagnostics.js');
     const { visit } = await import('../../src/language/ast.js');
     const dir = new URL('../../grammar/examples/', import.meta.url);
-    for (const name of readdirSync(dir)) {
+    for (const name of readdirSync(dir).filter((n) => n.endsWith(".pt-recipe"))) {
       const text = readFileSync(new URL(name, dir), 'utf8');
       const reference = new SourceFile('t.pt-recipe', text);
       let nodes = 0;

@@ -52,6 +52,11 @@ describe('example recipes', () => {
   for (const path of EXAMPLES) it(`${path} checks without diagnostics`, () => expectClean(path));
 });
 
+describe('syntax examples', () => {
+  // grammar/examples/ show the syntax, but they are real recipes too (with their small data in grammar/examples/data).
+  for (const path of recipesUnder('grammar/examples')) it(`${path} checks without diagnostics`, () => expectClean(path));
+});
+
 /** The alphabet of a recipe's `chars("...")` tokenizer and the data files it names. */
 function tokenizerAndData(path: string): { alphabet: string; files: string[] } | null {
   const source = readFileSync(path, 'utf8');
