@@ -110,6 +110,8 @@ export class Checker {
    */
   report(code: string, message: string, span: Span, options: DiagnosticOptions = {}): void {
     if (this.muted > 0) return;
+    // On a line the parser already flagged, anything else is most likely a consequence of that error.
+    if (this.syntaxErrorOnLines(span)) return;
     if (this.stack.length === 0) {
       this.bag.report(code, message, span, options);
       return;
@@ -133,6 +135,10 @@ export class Checker {
    */
   hasSyntaxErrorIn(span: Span): boolean {
     return this.bag.items.some((d) => d.span.file === span.file && d.span.start >= span.start && d.span.start <= span.end && SYNTAX_CODES.has(d.code));
+  }
+
+  private syntaxErrorOnLines(span: Span): boolean {
+    return this.bag.items.some((d) => d.span.file === span.file && SYNTAX_CODES.has(d.code) && d.span.line >= span.line && d.span.line <= span.endLine);
   }
 
   private withFrame<T>(frame: Frame, body: () => T): T | null {
@@ -219,6 +225,7 @@ export class Checker {
     if (decl) return this.noteModelUse(this.declType(module, decl), span, scope);
     const imported = module.imports.get(name);
     if (imported) {
+      if (imported.kind === 'unresolved') return ERROR;
       if (imported.kind === 'namespace') return { k: 'module', path: imported.module.path };
       const target = imported.module.decls.get(imported.name);
       return target ? this.noteModelUse(this.declType(imported.module, target), span, scope) : ERROR;
@@ -229,9 +236,21 @@ export class Checker {
     if (name in CONSTANTS) return { k: 'float', value: CONSTANTS[name]! };
     const dtype = dtypeOf(name);
     if (dtype) return { k: 'dtype', dtype };
+    if (this.declaredInBrokenText(name, module)) return ERROR;
     const candidates = [...scope.localNames(), ...module.decls.keys(), ...module.imports.keys(), ...Object.keys(BUILTINS)];
     this.report('unknown-name', `unknown name '${name}'`, span, { hint: didYouMean(name, candidates) });
     return ERROR;
+  }
+
+  /**
+   * After a syntax error, a declaration the parser had to skip leaves its name
+   * undefined; its uses are not reported again when the file's text declares
+   * the name (`modle policy = ...`, `tok = chars(...)`).
+   */
+  private declaredInBrokenText(name: string, module: ModuleInfo): boolean {
+    if (!this.bag.items.some((d) => d.span.file === module.path && SYNTAX_CODES.has(d.code))) return false;
+    const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    return new RegExp(`(^|\\n)[^\\S\\n]*(\\w+[^\\S\\n]+)?${escaped}[^\\S\\n]*[=(:]`).test(module.source.text);
   }
 
   private noteModelUse(t: Ty, span: Span, scope: Scope): Ty {
@@ -699,6 +718,20 @@ export class Checker {
   // ------------------------------------------------------------ calls
 
   private inferCall(e: CallExpr, scope: Scope): Ty {
+    // A call whose text holds a syntax error has an unknown result: check it quietly so its uses do not cascade.
+    if (this.hasSyntaxErrorIn(e.loc)) {
+      this.muted++;
+      try {
+        this.inferCallChecked(e, scope);
+      } finally {
+        this.muted--;
+      }
+      return ERROR;
+    }
+    return this.inferCallChecked(e, scope);
+  }
+
+  private inferCallChecked(e: CallExpr, scope: Scope): Ty {
     const callee = this.infer(e.callee, scope);
     switch (callee.k) {
       case 'error':
@@ -752,7 +785,8 @@ export class Checker {
         continue;
       }
       if (sawNamed) {
-        this.report('positional-after-named', `${what}: a positional argument cannot follow named ones`, a.loc);
+        // Once, for the first: the rest of the call is misread from here on.
+        if (ok) this.report('positional-after-named', `${what}: a positional argument cannot follow named ones`, a.loc);
         ok = false;
         continue;
       }
@@ -765,7 +799,7 @@ export class Checker {
       bound.set(p.name, a);
     }
     const missing = params.filter((p) => !p.optional && !bound.has(p.name)).map((p) => p.name);
-    if (missing.length > 0 && !this.hasSyntaxErrorIn(callSpan)) {
+    if (ok && missing.length > 0 && !this.hasSyntaxErrorIn(callSpan)) {
       this.report('missing-argument', `${what} is missing ${missing.length === 1 ? 'argument' : 'arguments'} ${missing.map((m) => `'${m}'`).join(', ')}`, callSpan);
       ok = false;
     }
@@ -798,12 +832,22 @@ export class Checker {
     return one(a.value);
   }
 
+  /** Checks arguments of a call whose binding failed: they are likely misread, so only their own errors matter (none are reported). */
+  private inferQuietly(args: readonly Argument[], scope: Scope): void {
+    this.muted++;
+    try {
+      for (const a of args) this.infer(a.value, scope);
+    } finally {
+      this.muted--;
+    }
+  }
+
   callBuiltin(name: string, e: CallExpr, scope: Scope): Ty {
     const spec = BUILTINS[name]!;
     const params = spec.params.map((p) => ({ name: p.name, optional: p.default !== undefined }));
     const bound = this.bindArguments(params, e.args, name, e.loc);
     if (!bound) {
-      for (const a of e.args) if (!spec.params.find((p) => p.name === a.label?.name)?.mode) this.infer(a.value, scope);
+      this.inferQuietly(e.args, scope);
       return ERROR;
     }
     const args = new Map<string, BoundArg>();

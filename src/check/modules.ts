@@ -15,7 +15,9 @@ export type NamedDeclaration = Extract<Declaration, { readonly name: Identifier 
 
 export type ImportedBinding =
   | { readonly kind: 'name'; readonly module: ModuleInfo; readonly name: string; readonly span: Span }
-  | { readonly kind: 'namespace'; readonly module: ModuleInfo; readonly span: Span };
+  | { readonly kind: 'namespace'; readonly module: ModuleInfo; readonly span: Span }
+  /** A name whose import failed (already reported): uses of it stay quiet. */
+  | { readonly kind: 'unresolved'; readonly span: Span };
 
 export interface ModuleInfo {
   /** Path as shown in diagnostics. */
@@ -140,9 +142,21 @@ export class ModuleLoader {
     }
   }
 
+  /** Binds the names a failed import would have brought, so that their uses are not reported again. */
+  private bindUnresolved(info: ModuleInfo, decl: ImportDecl): void {
+    if (decl.names) {
+      for (const item of decl.names) this.bind(info, (item.alias ?? item.name).name, { kind: 'unresolved', span: item.loc });
+    } else if (decl.path.kind === 'ModulePath' && decl.path.segments.length > 0) {
+      this.bind(info, decl.path.segments[decl.path.segments.length - 1]!.name, { kind: 'unresolved', span: decl.path.loc });
+    }
+  }
+
   private resolveImport(info: ModuleInfo, decl: ImportDecl): void {
     const target = this.locate(info, decl);
-    if (!target) return;
+    if (!target) {
+      this.bindUnresolved(info, decl);
+      return;
+    }
     const { absPath, label } = target;
     const cycleStart = this.loading.indexOf(absPath);
     if (cycleStart >= 0) {
@@ -150,6 +164,7 @@ export class ModuleLoader {
       this.bag.report('import-cycle', `import cycle: ${chain}`, decl.path.loc, {
         hint: 'move the shared declarations into a module that both can import',
       });
+      this.bindUnresolved(info, decl);
       return;
     }
     let module = this.modules.get(absPath);
@@ -157,6 +172,7 @@ export class ModuleLoader {
       const text = this.readFile(absPath);
       if (text === null) {
         this.bag.report('unknown-module', `cannot read module ${label} (${displayPath(absPath)})`, decl.path.loc);
+        this.bindUnresolved(info, decl);
         return;
       }
       module = this.loadText(text, displayPath(absPath), absPath);
@@ -176,6 +192,7 @@ export class ModuleLoader {
         this.bag.report('unknown-import', `module ${label} has no declaration '${name}'`, item.name.loc, {
           hint: didYouMean(name, module.decls.keys()),
         });
+        this.bind(info, (item.alias ?? item.name).name, { kind: 'unresolved', span: item.loc });
         continue;
       }
       const local = item.alias ?? item.name;
@@ -184,6 +201,7 @@ export class ModuleLoader {
   }
 
   private bind(info: ModuleInfo, name: string, binding: ImportedBinding): void {
+    if (name === '') return;
     const clash = info.decls.get(name)?.name.loc ?? info.imports.get(name)?.span;
     if (clash) {
       this.bag.report('duplicate-name', `'${name}' is imported but already defined in this file`, binding.span, {
