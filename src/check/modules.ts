@@ -202,6 +202,9 @@ export class ModuleLoader {
 
   private bind(info: ModuleInfo, name: string, binding: ImportedBinding): void {
     if (name === '') return;
+    // A failed import (already reported) neither clashes nor is clashed with.
+    if (binding.kind === 'unresolved' && (info.decls.has(name) || info.imports.has(name))) return;
+    if (info.imports.get(name)?.kind === 'unresolved') info.imports.delete(name);
     const clash = info.decls.get(name)?.name.loc ?? info.imports.get(name)?.span;
     if (clash) {
       this.bag.report('duplicate-name', `'${name}' is imported but already defined in this file`, binding.span, {

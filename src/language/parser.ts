@@ -35,6 +35,7 @@ import {
   type TokenType,
 } from 'chevrotain';
 import type * as A from './ast.js';
+import { BINARY_PRECEDENCE, PREC_AND, PREC_COMPARE, PREC_NEG, PREC_NOT, PREC_OR, PREC_POW } from './precedence.js';
 import { closestName, DiagnosticBag, joinSpans, SourceFile } from './diagnostics.js';
 import {
   Arrow,
@@ -1642,7 +1643,7 @@ class AstBuilder {
 
   /**
    * An Expression node: operands and operators in a row, grouped here by
-   * precedence climbing over BINARY (the precedence table of the EBNF).
+   * precedence climbing over BINARY_PRECEDENCE (the precedence table of the EBNF).
    */
   expr(n: CstNode | undefined): A.Expression {
     if (!n) return this.errorExpr();
@@ -1753,39 +1754,6 @@ class AstBuilder {
   }
 }
 
-// ---------------------------------------------------------------- operator precedence
-
-/**
- * The precedence table of the EBNF, loosest first. '-' as a prefix binds
- * tighter than '*' and looser than '**' (-x ** 2 is -(x ** 2)); '!' binds
- * looser than comparisons (!a == b is !(a == b)).
- */
-const PREC_OR = 1;
-const PREC_AND = 2;
-const PREC_NOT = 3;
-const PREC_COMPARE = 4;
-const PREC_ADD = 5;
-const PREC_MUL = 6;
-const PREC_NEG = 7;
-const PREC_POW = 8;
-
-const BINARY: Readonly<Record<string, number>> = {
-  '||': PREC_OR,
-  '&&': PREC_AND,
-  '==': PREC_COMPARE,
-  '!=': PREC_COMPARE,
-  '<': PREC_COMPARE,
-  '<=': PREC_COMPARE,
-  '>': PREC_COMPARE,
-  '>=': PREC_COMPARE,
-  '+': PREC_ADD,
-  '-': PREC_ADD,
-  '*': PREC_MUL,
-  '/': PREC_MUL,
-  '%': PREC_MUL,
-  '@': PREC_MUL,
-  '**': PREC_POW,
-};
 
 /**
  * Groups one flat Expression node by precedence climbing: left-associative
@@ -1817,7 +1785,7 @@ class Climber {
     for (;;) {
       const opToken = this.ops[this.op];
       if (opToken === undefined || this.depth > MAX_EXPRESSION_DEPTH) break;
-      const prec = BINARY[opToken.image] ?? PREC_OR;
+      const prec = BINARY_PRECEDENCE[opToken.image as A.BinaryOp] ?? PREC_OR;
       if (prec < min) break;
       this.op++;
       if (prec === PREC_COMPARE && ++comparisons === 2) {

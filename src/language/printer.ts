@@ -36,6 +36,7 @@
  * (inside an operator chain, a type, a stage header), all of the item's inner
  * comments move, in order, to the lines before it.
  */
+import { BINARY_PRECEDENCE, PREC_ADD, PREC_COMPARE, PREC_NEG, PREC_NOT, PREC_POSTFIX, PREC_POW, PREC_PRIMARY } from './precedence.js';
 import type {
   Argument,
   BinaryOp,
@@ -68,44 +69,11 @@ const INDENT = 2;
 
 // ---------------------------------------------------------------- precedence
 
-/**
- * Binding strength of every expression form, loosest first, mirroring the EBNF
- * chain OrExpr → AndExpr → NotExpr → Comparison → Additive → Multiplicative →
- * Unary → Power → Postfix → Primary.
- */
-const PREC_OR = 1;
-const PREC_AND = 2;
-const PREC_NOT = 3;
-const PREC_COMPARE = 4;
-const PREC_ADD = 5;
-const PREC_MUL = 6;
-const PREC_NEG = 7;
-const PREC_POW = 8;
-const PREC_POSTFIX = 9;
-const PREC_PRIMARY = 10;
-
-const BINARY_PREC: Readonly<Record<BinaryOp, number>> = {
-  '||': PREC_OR,
-  '&&': PREC_AND,
-  '==': PREC_COMPARE,
-  '!=': PREC_COMPARE,
-  '<': PREC_COMPARE,
-  '<=': PREC_COMPARE,
-  '>': PREC_COMPARE,
-  '>=': PREC_COMPARE,
-  '+': PREC_ADD,
-  '-': PREC_ADD,
-  '*': PREC_MUL,
-  '/': PREC_MUL,
-  '%': PREC_MUL,
-  '@': PREC_MUL,
-  '**': PREC_POW,
-};
-
+/** Binding strength of an expression form (see precedence.ts). */
 function precedence(e: Expression): number {
   switch (e.kind) {
     case 'BinaryExpr':
-      return BINARY_PREC[e.op];
+      return BINARY_PRECEDENCE[e.op];
     case 'UnaryExpr':
       return e.op === '!' ? PREC_NOT : PREC_NEG;
     case 'CallExpr':
@@ -124,7 +92,7 @@ function precedence(e: Expression): number {
  * Unary (which excludes `!`) on the right.
  */
 function operandFloor(op: BinaryOp, side: 'left' | 'right'): number {
-  const p = BINARY_PREC[op];
+  const p = BINARY_PRECEDENCE[op];
   if (p === PREC_COMPARE) return PREC_ADD;
   if (p === PREC_POW) return side === 'left' ? PREC_POSTFIX : PREC_NEG;
   return side === 'left' ? p : p + 1;
@@ -902,7 +870,7 @@ class Formatter {
    * in, after its operator. A left-assoc chain of one level breaks as a whole.
    */
   private binary(e: Extract<Expression, { kind: 'BinaryExpr' }>, col: number, indent: number, suffix: number, commented: boolean): string[] {
-    const level = BINARY_PREC[e.op];
+    const level = BINARY_PRECEDENCE[e.op];
     const operands: Expression[] = [];
     const ops: BinaryOp[] = [];
     let cur: Expression = e;
@@ -910,7 +878,7 @@ class Formatter {
       operands.push(atLeast(e.left, operandFloor(e.op, 'left')), atLeast(e.right, operandFloor(e.op, 'right')));
       ops.push(e.op);
     } else {
-      while (cur.kind === 'BinaryExpr' && BINARY_PREC[cur.op] === level) {
+      while (cur.kind === 'BinaryExpr' && BINARY_PRECEDENCE[cur.op] === level) {
         operands.unshift(atLeast(cur.right, operandFloor(cur.op, 'right')));
         ops.unshift(cur.op);
         cur = cur.left;
