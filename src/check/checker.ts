@@ -799,8 +799,11 @@ export class Checker {
       bound.set(p.name, a);
     }
     const missing = params.filter((p) => !p.optional && !bound.has(p.name)).map((p) => p.name);
-    if (ok && missing.length > 0 && !this.hasSyntaxErrorIn(callSpan)) {
-      this.report('missing-argument', `${what} is missing ${missing.length === 1 ? 'argument' : 'arguments'} ${missing.map((m) => `'${m}'`).join(', ')}`, callSpan);
+    if (missing.length > 0) {
+      // Not reported after another binding error or a syntax error in the call: it is most likely their consequence.
+      if (ok && !this.hasSyntaxErrorIn(callSpan)) {
+        this.report('missing-argument', `${what} is missing ${missing.length === 1 ? 'argument' : 'arguments'} ${missing.map((m) => `'${m}'`).join(', ')}`, callSpan);
+      }
       ok = false;
     }
     return ok ? bound : null;

@@ -654,14 +654,11 @@ describe('robustness', () => {
     expect(MAX_EXPRESSION_DEPTH).toBeGreaterThan(100);
   });
 
-  it('parses a large input quickly', () => {
+  // Speed is measured in bench/, not asserted here.
+  it('parses a large input', () => {
     const unit = 'stage s: train p on d after a, b {\n  loss = f(x[:, -1] @ w + b, lr: 3e-4)\n  steps = 10\n}\n';
-    const text = unit.repeat(2500);
-    const t0 = performance.now();
-    const { errors, recipe } = parse(text);
-    const ms = performance.now() - t0;
+    const { errors, recipe } = parse(unit.repeat(2500));
     expect(errors).toEqual([]);
     expect(recipe.declarations).toHaveLength(2500);
-    expect(ms).toBeLessThan(5000);
   });
 });
