@@ -247,7 +247,6 @@ function fail(site: CallSite, e: ShapeError, span?: Span): Ty {
 const FLOAT = (value: number | null = null): Ty => ({ k: 'float', value });
 const INT = (v: number): Ty => ({ k: 'int', value: constDim(v) });
 const BOOL = (value: boolean): Ty => ({ k: 'bool', value });
-const STR = (value: string | null): Ty => ({ k: 'str', value });
 const EMPTY_LIST: Ty = { k: 'list', elements: [] };
 
 // ---------------------------------------------------------------- tensor primitives
@@ -848,4 +847,3 @@ export function dtypeOf(name: string): DType | null {
   return (DTYPES as readonly string[]).includes(name) ? (name as DType) : null;
 }
 
-export { INT, FLOAT, BOOL, STR };

@@ -16,8 +16,11 @@ import type {
   MemberExpr,
   Parameter,
   Pattern,
+  SliceSubscript,
   Span,
+  StageDecl,
   TypeNode,
+  ForwardMember,
 } from '../language/ast.js';
 import { didYouMean, type DiagnosticBag, type DiagnosticOptions, type RelatedInfo } from '../language/diagnostics.js';
 import { printExpression } from '../language/printer.js';
@@ -46,7 +49,6 @@ import { broadcastShapes, elementCount, isShapeError, matmulShape, sliceLength }
 import {
   DTYPES,
   ERROR,
-  FLOAT_DTYPES,
   NONE,
   describeKind,
   formatShape,
@@ -518,7 +520,7 @@ export class Checker {
       });
       return ERROR;
     }
-    const trained = this.stageTargetModel(stage, scope.module);
+    const trained = this.stageTargetModel(stage);
     if (trained !== null && trained !== modelName) {
       this.report('bad-checkpoint', `stage '${stage.name.name}' updates '${trained}', not '${modelName}', so '${modelName} @ ${stage.name.name}' does not exist`, e.right.loc, {
         related: [{ message: `stage '${stage.name.name}' is declared here`, span: stage.name.loc }],
@@ -534,12 +536,11 @@ export class Checker {
   }
 
   /** The name of the recipe-level model a stage updates, or null when it cannot be told. */
-  stageTargetModel(stage: import('../language/ast.js').StageDecl, module: ModuleInfo): string | null {
+  stageTargetModel(stage: StageDecl): string | null {
     let target = stage.target;
     while (target.kind === 'ParenExpr') target = target.expression;
     if (target.kind === 'NameExpr') return target.name;
     if (target.kind === 'BinaryExpr' && target.op === '@' && target.left.kind === 'NameExpr') return target.left.name;
-    void module;
     return null;
   }
 
@@ -607,7 +608,7 @@ export class Checker {
   allModules: () => Iterable<ModuleInfo> = () => [];
 
   /** The dataset a generate stage writes; its format comes from the stage's `format` setting. */
-  generatedDataset(stage: import('../language/ast.js').StageDecl): Ty {
+  generatedDataset(stage: StageDecl): Ty {
     const setting = stage.items.find((i) => i.kind === 'Setting' && i.name.name === 'format');
     const format = setting && setting.kind === 'Setting' && setting.value.kind === 'NameExpr' ? setting.value.name : 'preference';
     const t = this.services.datasetType(format, null, false, `${stage.name.name}.output`);
@@ -623,7 +624,7 @@ export class Checker {
         this.report('bad-index', `a dataset can only be sliced, like ${exprText(e.object)}[:256]`, e.loc);
         return ERROR;
       }
-      this.sliceBounds(e.subscripts[0] as import('../language/ast.js').SliceSubscript, scope);
+      this.sliceBounds(e.subscripts[0] as SliceSubscript, scope);
       return { ...object, display: `${object.display}[...]` };
     }
     if ((object.k === 'tuple' || object.k === 'list') && e.subscripts.length === 1 && e.subscripts[0]!.kind === 'IndexSubscript') {
@@ -642,7 +643,7 @@ export class Checker {
     return this.indexTensor(object, e, scope);
   }
 
-  private sliceBounds(s: import('../language/ast.js').SliceSubscript, scope: Scope): { start: Dim | null; end: Dim | null } | null {
+  private sliceBounds(s: SliceSubscript, scope: Scope): { start: Dim | null; end: Dim | null } | null {
     const bound = (x: Expression | null): Dim | null | undefined => {
       if (!x) return null;
       const t = this.infer(x, scope);
@@ -676,8 +677,8 @@ export class Checker {
     // Map each subscript to the dimension it applies to.
     const before = ellipsisAt >= 0 ? subs.slice(0, ellipsisAt) : subs;
     const after = ellipsisAt >= 0 ? subs.slice(ellipsisAt + 1) : [];
-    const out: Dim[] = [];
-    const apply = (sub: (typeof subs)[number], dim: Dim): boolean => {
+    // Appends the dimension a subscript leaves (none for an integer index) to `out`.
+    const apply = (sub: (typeof subs)[number], dim: Dim, out: Dim[]): boolean => {
       if (sub.kind === 'SliceSubscript') {
         const b = this.sliceBounds(sub, scope);
         if (!b) return false;
@@ -706,12 +707,11 @@ export class Checker {
       }
       return true;
     };
-    for (let i = 0; i < before.length; i++) if (!apply(before[i]!, t.shape.dims[i]!)) return ERROR;
+    const head: Dim[] = [];
+    for (let i = 0; i < before.length; i++) if (!apply(before[i]!, t.shape.dims[i]!, head)) return ERROR;
     const middle = t.shape.dims.slice(before.length, rank - after.length);
     const tail: Dim[] = [];
-    const head = out.splice(0);
-    for (let i = 0; i < after.length; i++) if (!apply(after[i]!, t.shape.dims[rank - after.length + i]!)) return ERROR;
-    tail.push(...out);
+    for (let i = 0; i < after.length; i++) if (!apply(after[i]!, t.shape.dims[rank - after.length + i]!, tail)) return ERROR;
     return { k: 'tensor', dtype: t.dtype, shape: { ellipsis: t.shape.ellipsis, dims: [...head, ...middle, ...tail] } };
   }
 
@@ -810,7 +810,7 @@ export class Checker {
   }
 
   /** Reads an argument given as a bare name (`format: preference`, `specials: [pad, eos]`). */
-  private symbolArg(spec: ParamSpec, a: Argument, what: string, scope: Scope): Ty {
+  private symbolArg(spec: ParamSpec, a: Argument, what: string): Ty {
     const one = (x: Expression): Ty => {
       if (x.kind !== 'NameExpr') {
         this.report('type-mismatch', `${what}: '${spec.name}' takes a name${spec.symbols ? ` (one of ${spec.symbols.join(', ')})` : ''}, not ${exprText(x)}`, x.loc);
@@ -831,7 +831,6 @@ export class Checker {
       }
       return { k: 'list', elements: a.value.elements.map(one) };
     }
-    void scope;
     return one(a.value);
   }
 
@@ -860,7 +859,7 @@ export class Checker {
         if (p.default) args.set(p.name, { ty: p.default, span: e.loc, text: String(p.name) });
         continue;
       }
-      const ty = p.mode && p.mode !== 'value' ? this.symbolArg(p, a, name, scope) : this.infer(a.value, scope);
+      const ty = p.mode && p.mode !== 'value' ? this.symbolArg(p, a, name) : this.infer(a.value, scope);
       const value = a.value;
       // The text is only needed for messages: print it lazily.
       args.set(p.name, { ty, span: value.loc, get text() { return exprText(value); } });
@@ -1237,7 +1236,7 @@ export class Checker {
     return true;
   }
 
-  private forwardSignature(m: import('../language/ast.js').ForwardMember, blockScope: Scope, display: string): ForwardSignature | null {
+  private forwardSignature(m: ForwardMember, blockScope: Scope, display: string): ForwardSignature | null {
     const free = new Set<string>();
     const sigScope = blockScope.child();
     const params = m.params.map((p) => ({ name: p.name.name, type: this.paramType(p, sigScope, free) }));
@@ -1505,4 +1504,3 @@ function displayValue(t: Ty): string {
   }
 }
 
-export { FLOAT_DTYPES, dimSymbols };

@@ -104,7 +104,7 @@ function checkStage(
   }
 
   const target = cx.infer(stage.target, scope);
-  const modelName = cx.stageTargetModel(stage, module);
+  const modelName = cx.stageTargetModel(stage);
   if (target.k !== 'model' && target.k !== 'error') {
     cx.report('type-mismatch', `a ${kindName} stage works on a model, but ${exprText(stage.target)} is ${describeKind(target)}`, stage.target.loc);
   } else if (target.k === 'model' && spec.updates && target.model.frozen) {
