@@ -21,23 +21,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { prng } from './prng.mjs';
 
 // The output folder: the folder of this script, or the first argument (used by the tests).
 const OUT = process.argv[2] ?? dirname(fileURLToPath(import.meta.url));
 const STORIES = 950;
 const REQUESTS = 1500;
 
-/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let rand = prng(20240601);
 const pick = (xs) => xs[Math.floor(rand() * xs.length)];

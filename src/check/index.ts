@@ -6,7 +6,7 @@
  */
 import { resolve } from 'node:path';
 import type { Recipe, Span } from '../language/ast.js';
-import { DiagnosticBag, type Diagnostic, type SourceFile } from '../language/diagnostics.js';
+import { DiagnosticBag, fileStartSpan, type Diagnostic, type SourceFile } from '../language/diagnostics.js';
 import { Checker } from './checker.js';
 import { ModuleLoader, readFromDisk, type ModuleInfo, type ReadFile } from './modules.js';
 import { CheckServices } from './services.js';
@@ -56,7 +56,7 @@ export function checkFiles(paths: readonly string[], options: CheckOptions = {})
     code: 'file-not-found',
     severity: 'error',
     message: `cannot read ${p}`,
-    span: { file: p, start: 0, end: 0, line: 1, column: 1, endLine: 1, endColumn: 1 },
+    span: fileStartSpan(p),
     related: [],
     hint: null,
   }));
@@ -107,7 +107,7 @@ function guarded(bag: DiagnosticBag, file: string, body: () => void, span?: Span
   try {
     body();
   } catch (e) {
-    const where: Span = span ?? { file, start: 0, end: 0, line: 1, column: 1, endLine: 1, endColumn: 1 };
+    const where: Span = span ?? fileStartSpan(file);
     const stack = process.env.PTR_DEBUG ? `\n${(e as Error).stack ?? ''}` : '';
     bag.report('internal-error', `internal error in the checker: ${(e as Error).message ?? String(e)}${stack}`, where, {
       hint: 'this is a bug in pt-recipe; please report it with this recipe (PTR_DEBUG=1 shows where it failed)',

@@ -6,8 +6,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Span } from '../language/ast.js';
-import { formatDiagnostics, type Diagnostic, type SourceFile } from '../language/diagnostics.js';
+import { fileStartSpan, formatDiagnostics, type Diagnostic, type SourceFile } from '../language/diagnostics.js';
 
 /** The output side of a CLI run; tests and the real process provide different ones. */
 export interface Io {
@@ -75,7 +74,8 @@ export function expandPaths(paths: readonly string[]): string[] {
   return out;
 }
 
-function recipesUnder(dir: string): string[] {
+/** Every recipe file below a folder, sorted, skipping hidden folders and node_modules. */
+export function recipesUnder(dir: string): string[] {
   const found: string[] = [];
   const walk = (d: string): void => {
     let entries;
@@ -95,10 +95,6 @@ function recipesUnder(dir: string): string[] {
   return found;
 }
 
-/** A point span at the start of a file, for problems with the file as a whole. */
-export function fileStartSpan(file: string): Span {
-  return { file, start: 0, end: 0, line: 1, column: 1, endLine: 1, endColumn: 1 };
-}
 
 /**
  * Reads a recipe as UTF-8 text. Only regular files are read: a folder or a

@@ -114,6 +114,11 @@ export class SourceFile {
   }
 }
 
+/** A point span at the start of a file, for problems with the file as a whole. */
+export function fileStartSpan(file: string): Span {
+  return { file, start: 0, end: 0, line: 1, column: 1, endLine: 1, endColumn: 1 };
+}
+
 /** A span covering `from` through `to`. */
 export function joinSpans(from: Span, to: Span): Span {
   return {

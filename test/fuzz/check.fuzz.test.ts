@@ -12,7 +12,7 @@
  * Each case is timed; one taking over HANG_MS fails the property. That is a
  * hang detector, not a performance assertion (see bench/ for speed).
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -20,6 +20,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DATA_FILES, generateRecipe } from '../../bench/gen-recipe.js';
 import { checkSource, type CheckResult } from '../../src/check/index.js';
+import { recipesUnder } from '../../src/cli/io.js';
 import { diagnosticToJson, formatDiagnostics } from '../../src/language/diagnostics.js';
 import { KEYWORDS } from '../../src/language/lexer.js';
 
@@ -81,21 +82,9 @@ const SCRATCH = join(tmp, 'fuzz.pt-recipe');
 
 /** Every recipe in the repository, with the path it lives at (so its imports and data files resolve). */
 function corpus(): { path: string; text: string }[] {
-  const out: { path: string; text: string }[] = [];
-  const walk = (d: string): void => {
-    let entries;
-    try {
-      entries = readdirSync(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.pt-recipe')) out.push({ path: p, text: readFileSync(p, 'utf8') });
-    }
-  };
-  for (const root of ['grammar/examples', 'stdlib', 'examples', 'test/fixtures']) walk(root);
+  const out = ['grammar/examples', 'stdlib', 'examples', 'test/fixtures']
+    .flatMap(recipesUnder)
+    .map((path) => ({ path, text: readFileSync(path, 'utf8') }));
   // The benchmark generator's recipe is valid and self-contained, so the corpus is never empty.
   const generated = join(tmp, 'generated', 'gen.pt-recipe');
   for (const [rel, text] of DATA_FILES) {

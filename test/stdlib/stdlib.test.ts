@@ -6,22 +6,13 @@
  * tokenizer that reads it.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkFiles } from '../../src/check/index.js';
+import { recipesUnder } from '../../src/cli/io.js';
 import { formatDiagnostics } from '../../src/language/diagnostics.js';
-
-function recipesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir).sort()) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) out.push(...recipesUnder(path));
-    else if (name.endsWith('.pt-recipe')) out.push(path);
-  }
-  return out;
-}
 
 const STDLIB = recipesUnder('stdlib/std');
 const EXAMPLES = recipesUnder('examples');
