@@ -24,6 +24,7 @@ import {
   formatType,
   intConst,
   numberConst,
+  shapesEqual,
   tensor,
   type DType,
   type ModelInstance,
@@ -501,8 +502,7 @@ const tensorOps: Record<string, BuiltinSpec> = {
         return ERROR;
       }
       const lead: Shape = { ellipsis: x.shape.ellipsis, dims: x.shape.dims.slice(0, -1) };
-      const same = lead.ellipsis === ids.shape.ellipsis && lead.dims.length === ids.shape.dims.length && lead.dims.every((d, i) => dimsEqual(d, ids.shape.dims[i]!));
-      if (x.shape.dims.length === 0 || !same) {
+      if (x.shape.dims.length === 0 || !shapesEqual(lead, ids.shape)) {
         site.report('take-along-shape', `take_along: ids ${formatType(ids)} must have the shape of x ${formatType(x)} without its last axis, ${formatShape(lead)}`, site.span);
         return ERROR;
       }
@@ -572,8 +572,7 @@ const tensorOps: Record<string, BuiltinSpec> = {
         return ERROR;
       }
       const lead: Shape = { ellipsis: logits.shape.ellipsis, dims: logits.shape.dims.slice(0, -1) };
-      const same = lead.ellipsis === targets.shape.ellipsis && lead.dims.length === targets.shape.dims.length && lead.dims.every((d, i) => dimsEqual(d, targets.shape.dims[i]!));
-      if (logits.shape.dims.length === 0 || !same) {
+      if (logits.shape.dims.length === 0 || !shapesEqual(lead, targets.shape)) {
         site.report(
           'cross-entropy-shape',
           `cross_entropy: targets ${formatType(targets)} must match logits ${formatType(logits)} without the class axis, ${formatShape(lead)}`,

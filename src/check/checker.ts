@@ -55,6 +55,7 @@ import {
   formatType,
   intConst,
   numberConst,
+  shapesEqual,
   tensor,
   type CheckpointRef,
   type ForwardSignature,
@@ -1007,7 +1008,7 @@ export class Checker {
     const offset = a.dims.length - p.dims.length;
     if (p.ellipsis) {
       const lead: Shape = { ellipsis: a.ellipsis, dims: a.dims.slice(0, Math.max(0, offset)) };
-      if (b.lead && !sameShape(b.lead, lead)) return `${mismatch()}: its leading dimensions ${formatShape(lead)} differ from ${formatShape(b.lead)} bound by an earlier argument`;
+      if (b.lead && !shapesEqual(b.lead, lead)) return `${mismatch()}: its leading dimensions ${formatShape(lead)} differ from ${formatShape(b.lead)} bound by an earlier argument`;
       b.lead = lead;
     }
     for (let i = 0; i < p.dims.length; i++) {
@@ -1306,7 +1307,7 @@ export class Checker {
     if (result.k === 'error' || declared.k === 'error') return;
     const ok =
       declared.k === 'tensor'
-        ? (result.k === 'tensor' && result.dtype === declared.dtype && sameShape(result.shape, declared.shape)) ||
+        ? (result.k === 'tensor' && result.dtype === declared.dtype && shapesEqual(result.shape, declared.shape)) ||
           ((result.k === 'float' || result.k === 'int') && declared.shape.dims.length === 0 && !declared.shape.ellipsis)
         : this.unify(declared, result, newBindings(new Set())) === null;
     if (!ok) {
@@ -1482,9 +1483,6 @@ export function newBindings(free: ReadonlySet<string>): Bindings {
   return { free, dims: new Map(), lead: null };
 }
 
-function sameShape(a: Shape, b: Shape): boolean {
-  return a.ellipsis === b.ellipsis && a.dims.length === b.dims.length && a.dims.every((d, i) => dimsEqual(d, b.dims[i]!));
-}
 
 /** An argument value as shown in a model's name: `128`, `true`, `policy @ sft`. */
 function displayValue(t: Ty): string {
