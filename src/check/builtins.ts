@@ -53,6 +53,30 @@ export interface BoundArg {
   readonly text: string;
 }
 
+/** A data file read at check time (possibly cut at a size cap). */
+export interface DataFile {
+  readonly text: string;
+  readonly absPath: string;
+  readonly truncated: boolean;
+}
+
+/**
+ * Text of a data file to check against an alphabet: `offset` locates it in the
+ * file; `exact` when its characters sit at offset + index (a text corpus), not
+ * inside a decoded JSON row (located at the row's start).
+ */
+export interface EncodablePiece {
+  readonly text: string;
+  readonly offset: number;
+  readonly exact: boolean;
+}
+
+/** A character tokenizer: its alphabet and the recipe text that names it. */
+export interface CharTokenizer {
+  readonly alphabet: string;
+  readonly name: string;
+}
+
 /** What a type rule can see and do at one call. */
 export interface CallSite {
   readonly name: string;
@@ -69,9 +93,11 @@ export interface BuiltinServices {
    * Reads a data file named relative to the recipe, at most `maxBytes` of it
    * (0 only checks that it exists); reports and returns null when it is missing.
    */
-  readDataFile(path: string, span: Span, maxBytes?: number): { text: string; absPath: string; truncated: boolean } | null;
+  readDataFile(path: string, span: Span, maxBytes?: number): DataFile | null;
   /** Validates the rows of a JSON-lines file for a dataset format. */
-  validateJsonl(file: { text: string; absPath: string; truncated: boolean }, format: string, span: Span): void;
+  validateJsonl(file: DataFile, format: string, span: Span, tokenizer: CharTokenizer | null): void;
+  /** Reports characters of the given pieces of a data file that a chars(...) tokenizer cannot encode. */
+  checkEncodable(file: DataFile, pieces: readonly EncodablePiece[], tokenizer: CharTokenizer, span: Span): void;
   /** Wraps a model as a stack of n copies. */
   stackModel(n: Dim, inner: ModelInstance, site: CallSite): ModelInstance | null;
   /** A LoRA copy of a model. */
@@ -633,26 +659,26 @@ function normRule(site: CallSite, withBias: boolean): Ty {
 
 // ---------------------------------------------------------------- recipe-level built-ins
 
-/** How much of a JSON-lines file is validated at check time. */
-const JSONL_CHECK_BYTES = 16 * 1024 * 1024;
+/** How much of a data file is validated at check time. */
+const DATA_CHECK_BYTES = 16 * 1024 * 1024;
 
 const SPECIAL_TOKENS = ['pad', 'bos', 'eos', 'unk', 'sep', 'mask'];
 export const DATASET_FORMATS = ['prompt_completion', 'preference', 'chat'] as const;
 
-function tokenizerRule(kind: string, base: (site: CallSite) => number | null): BuiltinSpec['rule'] {
+function tokenizerRule(kind: string, base: (site: CallSite) => { size: number; alphabet?: string } | null): BuiltinSpec['rule'] {
   return (site) => {
     const specials = symbolsArg(site, 'specials');
     const duplicate = specials.find((s, i) => specials.indexOf(s) !== i);
     if (duplicate) site.report('duplicate-special', `${kind}: special token '${duplicate}' is listed twice`, arg(site, 'specials')!.span);
-    const n = base(site);
-    if (n === null) return ERROR;
-    return { k: 'tokenizer', kind, vocab: constDim(n + new Set(specials).size), specials };
+    const b = base(site);
+    if (b === null) return ERROR;
+    return { k: 'tokenizer', kind, vocab: constDim(b.size + new Set(specials).size), specials, alphabet: b.alphabet ?? null };
   };
 }
 
 const specialsParam: ParamSpec = { name: 'specials', mode: 'symbols', symbols: SPECIAL_TOKENS, default: EMPTY_LIST };
 
-function hfVocabSize(site: CallSite): number | null {
+function hfVocabSize(site: CallSite): { size: number } | null {
   const path = expectStr(site, 'path');
   if (path === null) return null;
   const file = site.services.readDataFile(path, arg(site, 'path')!.span);
@@ -673,7 +699,7 @@ function hfVocabSize(site: CallSite): number | null {
   }
   const added = (json as { added_tokens?: { id?: number }[] }).added_tokens ?? [];
   const maxAdded = added.reduce((m, t) => Math.max(m, typeof t.id === 'number' ? t.id + 1 : 0), 0);
-  return Math.max(size, maxAdded);
+  return { size: Math.max(size, maxAdded) };
 }
 
 function datasetRule(site: CallSite, format: string, display: string): Ty {
@@ -690,9 +716,14 @@ function datasetRule(site: CallSite, format: string, display: string): Ty {
   }
   const split = arg(site, 'split') ? expectNumber(site, 'split', { min: 0, max: 1, exclusiveMin: true }) : null;
   if (path !== null) {
-    // A text corpus is only checked to exist; JSON lines are validated row by row (up to a cap).
-    const file = site.services.readDataFile(path, arg(site, 'path')!.span, format === 'text' ? 0 : JSONL_CHECK_BYTES);
-    if (file && format !== 'text') site.services.validateJsonl(file, format, arg(site, 'path')!.span);
+    // JSON lines are validated row by row, and text a chars(...) tokenizer reads is checked
+    // against its alphabet (both up to a cap); otherwise a corpus is only checked to exist.
+    const alphabet = tok?.ty.k === 'tokenizer' ? tok.ty.alphabet : null;
+    const span = arg(site, 'path')!.span;
+    const file = site.services.readDataFile(path, span, format === 'text' && alphabet === null ? 0 : DATA_CHECK_BYTES);
+    const tokenizer = alphabet === null ? null : { alphabet, name: tok!.text };
+    if (file && format !== 'text') site.services.validateJsonl(file, format, span, tokenizer);
+    if (file && format === 'text' && tokenizer) site.services.checkEncodable(file, [{ text: file.text, offset: 0, exact: true }], tokenizer, span);
   }
   return site.services.datasetType(format, seqLen, split !== null && split < 1, display);
 }
@@ -747,10 +778,10 @@ const recipeBuiltins: Record<string, BuiltinSpec> = {
       const chars = [...alphabet];
       const dup = chars.find((c, i) => chars.indexOf(c) !== i);
       if (dup !== undefined) site.report('duplicate-character', `chars: ${JSON.stringify(dup)} appears twice in the alphabet`, arg(site, 'alphabet')!.span);
-      return new Set(chars).size;
+      return { size: new Set(chars).size, alphabet };
     }),
   },
-  bytes: { params: [specialsParam], rule: tokenizerRule('bytes', () => 256) },
+  bytes: { params: [specialsParam], rule: tokenizerRule('bytes', () => ({ size: 256 })) },
   hf: { params: [{ name: 'path' }, specialsParam], rule: tokenizerRule('hf', hfVocabSize) },
   text: {
     params: [{ name: 'path' }, { name: 'tokenizer' }, { name: 'block' }, { name: 'split', default: FLOAT(1) }],

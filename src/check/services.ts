@@ -7,7 +7,7 @@
 import { dirname, resolve } from 'node:path';
 import type { Span } from '../language/ast.js';
 import { didYouMean, SourceFile, type DiagnosticBag } from '../language/diagnostics.js';
-import type { BuiltinServices, CallSite } from './builtins.js';
+import type { BuiltinServices, CallSite, CharTokenizer, DataFile, EncodablePiece } from './builtins.js';
 import { formatDim, mulDims, symDim, type Dim } from './dims.js';
 import { displayPath, type ModuleInfo, type ReadFile } from './modules.js';
 import { ERROR, formatType, shapesEqual, tensor, type DatasetFormat, type ModelInstance, type Ty } from './types.js';
@@ -86,7 +86,7 @@ export class CheckServices implements BuiltinServices {
     return dirname(resolve(span.file));
   }
 
-  readDataFile(path: string, span: Span, maxBytes = Infinity): { text: string; absPath: string; truncated: boolean } | null {
+  readDataFile(path: string, span: Span, maxBytes = Infinity): DataFile | null {
     const absPath = resolve(this.baseDir(span), path);
     // One byte more than asked tells whether the file was cut.
     const text = this.readFile(absPath, maxBytes === Infinity ? Infinity : maxBytes + 1);
@@ -100,16 +100,21 @@ export class CheckServices implements BuiltinServices {
     return { text: truncated ? text.slice(0, maxBytes) : text, absPath, truncated };
   }
 
-  validateJsonl(file: { text: string; absPath: string; truncated: boolean }, format: string, span: Span): void {
+  /** A span in a data file; the file becomes a source so the diagnostic shows its line. */
+  private dataSpan(file: DataFile, offset: number, length: number): Span {
+    const path = displayPath(file.absPath);
+    let source = this.extraSources.get(path);
+    if (!source) this.extraSources.set(path, (source = new SourceFile(path, file.text)));
+    return source.span(offset, offset + Math.max(1, length));
+  }
+
+  validateJsonl(file: DataFile, format: string, span: Span, tokenizer: CharTokenizer | null): void {
     const required = REQUIRED_KEYS[format];
     if (!required) return;
     const path = displayPath(file.absPath);
-    let source: SourceFile | null = null;
-    const at = (offset: number, length: number): Span => {
-      source ??= new SourceFile(path, file.text);
-      this.extraSources.set(path, source);
-      return source.span(offset, offset + Math.max(1, length));
-    };
+    const at = (offset: number, length: number): Span => this.dataSpan(file, offset, length);
+    // The text of valid rows, for the alphabet check (located at the start of their line).
+    const texts: EncodablePiece[] = [];
     let problems = 0;
     let rows = 0;
     const fail = (offset: number, length: number, message: string): void => {
@@ -148,12 +153,43 @@ export class CheckServices implements BuiltinServices {
         continue;
       }
       const wrong = required.find((k) => (format === 'chat' ? !Array.isArray(record[k]) : typeof record[k] !== 'string'));
-      if (wrong) fail(start, line.length, `"${wrong}" must be ${format === 'chat' ? 'an array of {"role", "content"} messages' : 'a string'}`);
+      if (wrong) {
+        fail(start, line.length, `"${wrong}" must be ${format === 'chat' ? 'an array of {"role", "content"} messages' : 'a string'}`);
+        continue;
+      }
+      const values = format === 'chat' ? (record['messages'] as { content?: unknown }[]).map((m) => m?.content) : required.map((k) => record[k]);
+      texts.push({ text: values.filter((v): v is string => typeof v === 'string').join(''), offset: start, exact: false });
     }
+    if (tokenizer) this.checkEncodable(file, texts, tokenizer, span);
     if (problems > MAX_ROW_ERRORS) {
       this.bag.report('bad-jsonl', `${problems - MAX_ROW_ERRORS} more malformed rows in ${path} (${problems} of ${rows})`, span);
     }
     if (rows === 0) this.bag.report('bad-jsonl', `${path} has no rows`, span);
+  }
+
+  checkEncodable(file: DataFile, pieces: readonly EncodablePiece[], tokenizer: CharTokenizer, span: Span): void {
+    const known = new Set(tokenizer.alphabet);
+    const missing: string[] = [];
+    let first = -1;
+    for (const piece of pieces) {
+      let index = 0;
+      for (const ch of piece.text) {
+        if (!known.has(ch) && !missing.includes(ch)) {
+          missing.push(ch);
+          if (first < 0) first = piece.offset + (piece.exact ? index : 0);
+        }
+        index += ch.length;
+      }
+    }
+    if (missing.length === 0) return;
+    const shown = missing.slice(0, 10).map((c) => JSON.stringify(c)).join(', ');
+    const more = missing.length > 10 ? ` and ${missing.length - 10} more` : '';
+    this.bag.report(
+      'unencodable-text',
+      `tokenizer ${tokenizer.name} cannot encode ${missing.length} character${missing.length === 1 ? '' : 's'} of ${displayPath(file.absPath)}: ${shown}${more}`,
+      this.dataSpan(file, first, 1),
+      { related: [{ message: `read with ${tokenizer.name} here`, span }], hint: 'add them to the chars(...) alphabet, or clean the data' },
+    );
   }
 
   datasetType(format: string, seqLen: Dim | null, split: boolean, display: string): Ty {

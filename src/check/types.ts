@@ -128,6 +128,8 @@ export interface TokenizerTy {
   readonly kind: string;
   readonly vocab: Dim;
   readonly specials: readonly string[];
+  /** The characters a `chars(...)` tokenizer can encode; null for byte-level and file tokenizers. */
+  readonly alphabet: string | null;
 }
 
 export type DatasetFormat = 'text' | 'prompt_completion' | 'preference' | 'chat' | 'prompts';
