@@ -509,6 +509,7 @@ export class Checker {
     // The right side names a stage, in the stages' own namespace.
     const stage = scope.module.stages.get(e.right.name);
     if (!stage) {
+      if (this.declaredInBrokenText(e.right.name, scope.module)) return ERROR;
       this.report('bad-checkpoint', `there is no stage '${e.right.name}': '${modelName} @ ${e.right.name}' needs a stage`, e.right.loc, {
         hint: didYouMean(e.right.name, scope.module.stages.keys()),
       });
@@ -736,7 +737,8 @@ export class Checker {
     const callee = this.infer(e.callee, scope);
     switch (callee.k) {
       case 'error':
-        for (const a of e.args) this.infer(a.value, scope);
+        // Unknown callee (already reported): its arguments may be bare names it would have read as symbols.
+        this.inferQuietly(e.args, scope);
         return ERROR;
       case 'builtin':
         return this.callBuiltin(callee.name, e, scope);
@@ -1049,12 +1051,16 @@ export class Checker {
     const what = decl.name.name;
     const params = decl.params.map((p) => ({ name: p.name.name, optional: p.default !== null }));
     const bound = this.bindArguments(params, e.args, what, e.loc);
+    if (!bound) {
+      this.inferQuietly(e.args, scope);
+      return ERROR;
+    }
     const argTypes = new Map<string, Ty>();
-    let ok = bound !== null;
+    let ok = true;
     for (const a of e.args) {
       const t = this.infer(a.value, scope);
       if (t.k === 'error') ok = false;
-      const name = bound ? [...bound.entries()].find(([, v]) => v === a)?.[0] : undefined;
+      const name = [...bound.entries()].find(([, v]) => v === a)?.[0];
       if (name) argTypes.set(name, t);
     }
     if (!ok) return ERROR;
@@ -1064,7 +1070,7 @@ export class Checker {
     const args = new Map<string, Ty>();
     for (const p of decl.params) {
       let t = argTypes.get(p.name.name);
-      const argExpr = bound!.get(p.name.name);
+      const argExpr = bound.get(p.name.name);
       if (t === undefined) t = p.default ? this.infer(p.default, this.paramScope(declScope, args)) : ERROR;
       if (p.type) {
         const want = this.resolveType(p.type, declScope, null);
@@ -1246,7 +1252,7 @@ export class Checker {
     for (const p of params) bodyScope.define(p.name, p.type);
     for (const w of m.where) this.infer(w, bodyScope);
     const result = this.checkBody(m.body, bodyScope);
-    this.checkReturn(result, returns, m.body.result.loc, `forward of ${display}`);
+    this.checkReturn(result, returns, m.body.result.loc, `forward of ${display}`, m.body);
     const checkWhere = m.where.length
       ? (bindings: ReadonlyMap<string, Dim>): string[] => {
           const s = blockScope.child();
@@ -1303,8 +1309,9 @@ export class Checker {
     p.elements.forEach((x, i) => this.bindPattern(x, t.elements[i]!, scope));
   }
 
-  private checkReturn(result: Ty, declared: Ty, span: Span, what: string): void {
-    if (result.k === 'error' || declared.k === 'error') return;
+  private checkReturn(result: Ty, declared: Ty, span: Span, what: string, body: Body): void {
+    // A body the parser could not fully read has no reliable result type.
+    if (result.k === 'error' || declared.k === 'error' || this.hasSyntaxErrorIn(body.loc)) return;
     const ok =
       declared.k === 'tensor'
         ? (result.k === 'tensor' && result.dtype === declared.dtype && shapesEqual(result.shape, declared.shape)) ||
@@ -1395,7 +1402,7 @@ export class Checker {
           const r = this.checkBody(decl.body, body);
           if (decl.returnType) {
             const declared = this.resolveType(decl.returnType, body, null);
-            this.checkReturn(r, declared, decl.body.result.loc, `${what}`);
+            this.checkReturn(r, declared, decl.body.result.loc, `${what}`, decl.body);
             return this.substitute(declared, b);
           }
           return this.substitute(r, b);
@@ -1444,7 +1451,7 @@ export class Checker {
     for (const p of decl.params) scope.define(p.name.name, this.signatureParamType(p, scope, free));
     const before = this.bag.items.length;
     const result = this.checkBody(decl.body, scope);
-    if (decl.returnType) this.checkReturn(result, this.resolveType(decl.returnType, scope, null), decl.body.result.loc, decl.name.name);
+    if (decl.returnType) this.checkReturn(result, this.resolveType(decl.returnType, scope, null), decl.body.result.loc, decl.name.name, decl.body);
     if (this.bag.items.length > before) this.failedGeneric.add(decl);
   }
 }

@@ -4,7 +4,7 @@
  * models never updated, the loss a scalar, dataset fields that exist.
  */
 import type { DeployDecl, Expression, Setting, Span, StageDecl } from '../language/ast.js';
-import { didYouMean } from '../language/diagnostics.js';
+import { closestName, didYouMean } from '../language/diagnostics.js';
 import { exprText, type Checker } from './checker.js';
 import type { ModuleInfo } from './modules.js';
 import { Scope, type StageDependency } from './scope.js';
@@ -128,6 +128,7 @@ function checkStage(
   }
 
   const seen = new Map<string, Setting>();
+  const misspelt: string[] = [];
   const ordered = [...stage.items].sort((a, b) => rank(a, spec.settings) - rank(b, spec.settings));
   for (const item of ordered) {
     if (item.kind === 'LetStatement') {
@@ -152,6 +153,7 @@ function checkStage(
     const name = item.name.name;
     const setting = spec.settings[name];
     if (!setting) {
+      misspelt.push(name);
       cx.report('unknown-setting', `a ${kindName} stage has no setting '${name}'`, item.name.loc, {
         hint: didYouMean(name, Object.keys(spec.settings)) ?? `its settings are: ${Object.keys(spec.settings).join(', ')}`,
       });
@@ -174,7 +176,9 @@ function checkStage(
   }
   const quiet = cx.hasSyntaxErrorIn(stage.loc);
   for (const r of spec.required) {
-    if (!settings.has(r) && !seen.has(r) && !quiet) {
+    // `losss = ...` was already reported as an unknown setting with a hint; "needs 'loss'" would say it twice.
+    const typo = misspelt.some((m) => closestName(m, [r]) === r);
+    if (!settings.has(r) && !seen.has(r) && !quiet && !typo) {
       cx.report('missing-setting', `a ${kindName} stage needs '${r} = ...'`, stage.name.loc, { hint: settingHint(kindName, r) });
     }
   }
