@@ -1119,8 +1119,8 @@ export class Checker {
     if (!memo) this.instances.set(decl, (memo = new Map()));
     const cached = memo.get(display);
     if (cached) return cached;
-    // Check the block generically first, so a failure there keeps this instantiation quiet.
-    if (!this.generic) this.checkBlockGeneric(decl, module);
+    // Check the block generically first (once, in its own symbols), so a failure there keeps this instantiation quiet.
+    this.checkBlockGeneric(decl, module);
     const result = this.withFrame({ span: callSpan, what: display }, () => this.buildInstance(decl, module, args, display, callSpan));
     if (result) memo.set(display, result);
     return result;
@@ -1153,7 +1153,6 @@ export class Checker {
     let forward: ForwardSignature | null = null;
     const checkpoints: CheckpointRef[] = [];
     for (const a of args.values()) if (a.k === 'model') checkpoints.push(...a.model.checkpoints);
-    const before = this.bag.items.length;
     for (const m of decl.members) {
       if (m.kind === 'ForwardMember') {
         if (forward) {
@@ -1207,7 +1206,6 @@ export class Checker {
     if (!forward && !this.hasSyntaxErrorIn(decl.loc)) {
       this.report('missing-forward', `block ${decl.name.name} has no forward(...) -> Type`, decl.name.loc);
     }
-    if (this.generic && this.bag.items.length > before) this.failedGeneric.add(decl);
     return {
       display,
       forward,

@@ -178,7 +178,7 @@ function checkStage(
   for (const r of spec.required) {
     // `losss = ...` was already reported as an unknown setting with a hint; "needs 'loss'" would say it twice.
     const typo = misspelt.some((m) => closestName(m, [r]) === r);
-    if (!settings.has(r) && !seen.has(r) && !quiet && !typo) {
+    if (!seen.has(r) && !quiet && !typo) {
       cx.report('missing-setting', `a ${kindName} stage needs '${r} = ...'`, stage.name.loc, { hint: settingHint(kindName, r) });
     }
   }
