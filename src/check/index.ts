@@ -14,6 +14,7 @@ import { checkStages } from './stages.js';
 import { summarizeModule, type DeclarationSummary } from './summary.js';
 
 export type { DeclarationSummary } from './summary.js';
+export type { ModuleInfo } from './modules.js';
 
 export interface CheckOptions {
   /** Stop collecting after this many diagnostics (default 200). */
@@ -33,6 +34,8 @@ export interface CheckResult {
   readonly recipes: ReadonlyMap<string, Recipe>;
   /** Declarations of the entry files, in source order. */
   readonly declarations: readonly DeclarationSummary[];
+  /** The entry files' modules, with their resolved imports (what `ir/` lowers). */
+  readonly entryModules: readonly ModuleInfo[];
 }
 
 /** Checks recipe text held in memory; `path` names it in diagnostics and anchors relative paths. */
@@ -99,7 +102,7 @@ function checkEntries(entries: readonly { text: string; path: string }[], option
     recipes.set(m.path, m.recipe);
   }
   for (const [k, v] of extraSources) sources.set(k, v);
-  return { diagnostics: bag.sorted(), truncated: bag.truncated, sources, recipes, declarations };
+  return { diagnostics: bag.sorted(), truncated: bag.truncated, sources, recipes, declarations, entryModules };
 }
 
 /** Runs one check; an exception becomes an internal-error diagnostic so that the others still run. */

@@ -17,6 +17,14 @@ import { runCheck } from './check.js';
 import { runFmt } from './fmt.js';
 import { paint, processIo, UsageError, type Io } from './io.js';
 import { runTypes } from './types.js';
+import { runCompile, runIr } from './compile.js';
+import { runGradcheck } from './gradcheck.js';
+import { runRun } from './run.js';
+import { runSample } from './sample.js';
+import { DeviceError } from '../runtime/ort.js';
+import { CheckpointError } from '../runtime/checkpoint.js';
+import { DivergedError } from '../runtime/trainer.js';
+import { StageNotSupported } from './pipeline.js';
 
 /** Exit codes of `ptr`. */
 export const EXIT = { ok: 0, diagnostics: 1, usage: 2, internal: 70 } as const;
@@ -33,6 +41,18 @@ export function packageVersion(): string {
     dir = dirname(dir);
   }
   return 'unknown';
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number.');
+  return n;
+}
+
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected an integer >= 0.');
+  return n;
 }
 
 function positiveInt(value: string): number {
@@ -108,6 +128,74 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .addHelpText('after', `\nExamples:\n  ptr types examples/arith/pipeline.pt-recipe\n${EXIT_HELP}`)
     .action((files: string[], opts: { json?: boolean; maxErrors?: number }) => setCode(runTypes(io, files, opts)));
 
+  const stageOption = (): Option => new Option('--stage <name>', 'the train stage (default: the first stage)');
+  const version = packageVersion();
+
+  program
+    .command('compile')
+    .description('lower a train stage to ONNX: train_step.onnx, eval.onnx, inference.onnx and manifest.json')
+    .argument('<file>', 'a recipe file')
+    .requiredOption('-o, --out <dir>', 'folder to write the models and manifest into')
+    .addOption(stageOption())
+    .addOption(new Option('--steps <n>', "override the stage's steps").argParser(positiveInt))
+    .addHelpText('after', `\nExamples:\n  ptr compile examples/quickstart.pt-recipe -o out/quickstart-graphs\n${EXIT_HELP}`)
+    .action((file: string, opts: { out: string; stage?: string; steps?: number }) => setCode(runCompile(io, file, opts, version)));
+
+  program
+    .command('ir')
+    .description("print a train stage's IR (typed SSA graph) in its textual form")
+    .argument('<file>', 'a recipe file')
+    .addOption(stageOption())
+    .addOption(new Option('--graph <which>', 'which graph').choices(['train_step', 'eval', 'inference']).default('train_step'))
+    .option('--optimized', 'after CSE, constant folding and dead-code elimination')
+    .addHelpText('after', `\nExamples:\n  ptr ir --graph inference examples/quickstart.pt-recipe\n${EXIT_HELP}`)
+    .action((file: string, opts: { stage?: string; graph?: 'train_step' | 'eval' | 'inference'; optimized?: boolean }) => setCode(runIr(io, file, opts)));
+
+  program
+    .command('gradcheck')
+    .description("compare a stage's analytic gradients with central finite differences (float64 reference evaluator)")
+    .argument('<file>', 'a recipe file')
+    .addOption(stageOption())
+    .addOption(new Option('--batch <n>', 'batch size of the check (default 2)').argParser(positiveInt))
+    .addOption(new Option('--seq <n>', 'sequence length of the check (default 8)').argParser(positiveInt))
+    .addOption(new Option('--samples <n>', 'elements perturbed per parameter (default 4)').argParser(positiveInt))
+    .addOption(new Option('--tolerance <x>', 'largest accepted relative error (default 1e-4)').argParser(positiveNumber))
+    .addOption(new Option('--seed <n>', 'seed of the initial weights and the batch').argParser(nonNegativeInt))
+    .addHelpText('after', `\nExamples:\n  ptr gradcheck examples/quickstart.pt-recipe --samples 8\n${EXIT_HELP}`)
+    .action((file: string, opts: { stage?: string; batch?: number; seq?: number; samples?: number; tolerance?: number; seed?: number }) =>
+      setCode(runGradcheck(io, file, opts)),
+    );
+
+  program
+    .command('run')
+    .description('check, compile and train every train stage of a recipe, then write its onnx deployments')
+    .argument('<file>', 'a recipe file')
+    .addOption(stageOption())
+    .option('--out <dir>', 'run folder for checkpoints and metrics (default runs/<recipe name>)')
+    .addOption(new Option('--device <device>', 'where to run').choices(['cpu', 'cuda']).default('cpu'))
+    .option('--resume', 'continue each stage from its latest checkpoint')
+    .addOption(new Option('--steps <n>', "override the stages' steps").argParser(positiveInt))
+    .addOption(new Option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)').argParser(positiveInt))
+    .addHelpText('after', `\nExamples:\n  ptr run examples/quickstart.pt-recipe\n  ptr run examples/quickstart.pt-recipe --resume\n${EXIT_HELP}`)
+    .action(async (file: string, opts: { stage?: string; out?: string; device?: 'cpu' | 'cuda'; resume?: boolean; steps?: number; threads?: number }) =>
+      setCode(await runRun(io, file, opts, version)),
+    );
+
+  program
+    .command('sample')
+    .description("generate text from a train stage's latest checkpoint")
+    .argument('<file>', 'a recipe file')
+    .addOption(stageOption())
+    .option('--run <dir>', 'run folder (default runs/<recipe name>)')
+    .option('--prompt <text>', 'text to continue (default a newline)')
+    .addOption(new Option('--tokens <n>', 'tokens to generate (default 300)').argParser(positiveInt))
+    .addOption(new Option('--temperature <x>', 'sampling temperature (default 0.8)').argParser(positiveNumber))
+    .addOption(new Option('--seed <n>', 'sampling seed (default 0)').argParser(nonNegativeInt))
+    .addHelpText('after', `\nExamples:\n  ptr sample examples/quickstart.pt-recipe --prompt "Once upon"\n${EXIT_HELP}`)
+    .action(async (file: string, opts: { stage?: string; run?: string; prompt?: string; tokens?: number; temperature?: number; seed?: number }) =>
+      setCode(await runSample(io, file, opts)),
+    );
+
   return program;
 }
 
@@ -126,6 +214,10 @@ export async function main(args: readonly string[], io: Io = processIo()): Promi
   } catch (e) {
     // --help and --version also arrive here, as CommanderErrors with exit code 0.
     if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (e instanceof DeviceError || e instanceof CheckpointError || e instanceof DivergedError || e instanceof StageNotSupported) {
+      io.err(`${paint(io, 'red', 'error')}: ${e.message}\n`);
+      return EXIT.diagnostics;
+    }
     if (e instanceof UsageError) {
       io.err(`${paint(io, 'red', 'error')}: ${e.message}\n`);
       return EXIT.usage;

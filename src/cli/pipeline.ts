@@ -1,0 +1,54 @@
+/**
+ * The front half shared by `ptr compile`, `ptr ir`, `ptr run`, `ptr sample`
+ * and `ptr gradcheck`: check the recipe (printing diagnostics and stopping on
+ * errors), then lower the requested train stage.
+ */
+import { checkFiles, type ModuleInfo } from '../check/index.js';
+import { lowerTrainStage, type StageOptions, type TrainPlan } from '../ir/lower/stage.js';
+import { LoweringError } from '../ir/lower/values.js';
+import { TextCorpus } from '../runtime/data.js';
+import { runtimeTokenizer } from '../runtime/trainer.js';
+import { renderDiagnostics, summaryLine, tally, type Io } from './io.js';
+
+export class StageNotSupported extends Error {}
+
+/** Checks a recipe; prints its diagnostics and returns null when it has errors. */
+export function checkedModule(io: Io, file: string): ModuleInfo | null {
+  const result = checkFiles([file]);
+  if (tally(result.diagnostics).errors > 0) {
+    const rendered = renderDiagnostics(io, result.diagnostics, result.sources);
+    if (rendered) io.err(`${rendered}\n`);
+    io.err(summaryLine(io, result.diagnostics, 1, result.truncated));
+    return null;
+  }
+  return result.entryModules[0] ?? null;
+}
+
+/** Train stages of a module in an order that respects `after`. */
+export function trainStagesInOrder(module: ModuleInfo): string[] {
+  const order: string[] = [];
+  const visit = (name: string): void => {
+    if (order.includes(name)) return;
+    const s = module.stages.get(name);
+    if (!s) return;
+    for (const a of s.after) visit(a.name);
+    order.push(name);
+  };
+  for (const name of module.stages.keys()) visit(name);
+  return order.filter((n) => module.stages.get(n)!.stageKind.name === 'train');
+}
+
+/** Steps for `epochs = N`: windows per epoch of the training split, times N, over the batch size. */
+const stepsForEpochs: NonNullable<StageOptions['stepsForEpochs']> = (dataset, epochs, batch) => {
+  const corpus = TextCorpus.fromFile(dataset.path, runtimeTokenizer(dataset.tokenizer), { block: dataset.seqLen!, split: dataset.split, seed: 0 });
+  return Math.max(1, Math.ceil((corpus.windowsPerEpoch * epochs) / batch));
+};
+
+export function lowerStage(module: ModuleInfo, stage: string | null, options: StageOptions = {}): TrainPlan {
+  try {
+    return lowerTrainStage(module, stage, { stepsForEpochs, ...options });
+  } catch (e) {
+    if (e instanceof LoweringError && /train stages only/.test(e.message)) throw new StageNotSupported(e.message);
+    throw e;
+  }
+}

@@ -1,0 +1,377 @@
+/**
+ * Lowers one `train` stage to IR: the train-step graph (forward, loss,
+ * gradients, clipping, optimizer update), the eval graph (loss only) and the
+ * inference graph (the model's forward), plus everything the runtime needs to
+ * drive them (a plan: parameter list, feedback map, data, settings).
+ */
+import type { StageDecl } from '../../language/ast.js';
+import type { ModuleInfo } from '../../check/modules.js';
+import { gradients } from '../autodiff.js';
+import { GraphBuilder } from '../builder.js';
+import type { Graph, Value } from '../graph.js';
+import { applyOptimizer, stateSlots, type OptimizerSpec, type ScheduleSpec } from '../passes/optimizer.js';
+import type { DType } from '../tensor.js';
+import { Env, Lowerer, type ModuleValues } from './interp.js';
+import { modelParams, type Init, type ModelNode, type ParamInfo } from './models.js';
+import { asBool, asInt, asNumber, describeLV, LoweringError, type DatasetSpec, type LV } from './values.js';
+
+export interface PlannedParam {
+  /** Graph input name: `<model>.<path>`, e.g. `gpt.blocks.0.attn.qkv.w`. */
+  readonly input: string;
+  readonly model: string;
+  /** Name inside the model (and in its safetensors checkpoint). */
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly init: Exclude<Init, { kind: 'copy' }> | { readonly kind: 'copy'; readonly from: string };
+  readonly trainable: boolean;
+  readonly decay: boolean;
+  /** The stage whose checkpoint supplies this model's weights, if any. */
+  readonly checkpoint: string | null;
+}
+
+export interface StatePlan {
+  readonly input: string;
+  readonly param: string;
+  readonly slot: string;
+  readonly shape: readonly number[];
+}
+
+export interface BatchField {
+  readonly input: string;
+  readonly field: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+}
+
+export interface TrainPlan {
+  readonly stage: string;
+  readonly model: string;
+  readonly batchSize: number;
+  readonly steps: number;
+  readonly seed: number;
+  readonly dataset: DatasetSpec;
+  readonly evalEvery: number | null;
+  readonly evalDataset: DatasetSpec | null;
+  readonly optimizer: OptimizerSpec;
+  readonly schedule: ScheduleSpec;
+  readonly params: readonly PlannedParam[];
+  readonly state: readonly StatePlan[];
+  readonly batch: readonly BatchField[];
+  /** Train-step output → the input it feeds at the next step. */
+  readonly feedback: Readonly<Record<string, string>>;
+  readonly graphs: { readonly trainStep: Graph; readonly eval: Graph | null; readonly inference: Graph };
+  /** Inference graph: input token ids name and shape. */
+  readonly inference: { readonly input: string; readonly shape: readonly number[]; readonly output: string };
+}
+
+export interface StageOptions {
+  /** Total steps when the stage says `epochs` instead of `steps` (needs the data size). */
+  readonly stepsForEpochs?: (dataset: DatasetSpec, epochs: number, batch: number) => number;
+  /** Overrides the stage's `steps` (for smoke tests and benchmarks). */
+  readonly steps?: number;
+  readonly batchSize?: number;
+}
+
+export function findStage(module: ModuleInfo, name: string | null): StageDecl {
+  const stages = [...module.stages.values()];
+  if (name === null) {
+    const first = stages[0];
+    if (!first) throw new LoweringError(`${module.path} has no stage`);
+    return first;
+  }
+  const s = module.stages.get(name);
+  if (!s) throw new LoweringError(`${module.path} has no stage '${name}' (it has ${stages.map((x) => x.name.name).join(', ') || 'none'})`);
+  return s;
+}
+
+/** Stage settings and lets, evaluated lazily in order. */
+class StageContext {
+  readonly settings = new Map<string, Extract<StageDecl['items'][number], { kind: 'Setting' }>>();
+  constructor(
+    readonly module: ModuleInfo,
+    readonly decl: StageDecl,
+  ) {
+    for (const item of decl.items) if (item.kind === 'Setting') this.settings.set(item.name.name, item);
+  }
+
+  /** The stage's scope for expressions: the target model by name, `batch`, lets, model-valued settings. */
+  env(lw: Lowerer, batch: LV | null): Env {
+    const env = new Env(this.module);
+    if (batch) env.set('batch', batch);
+    for (const [name, s] of this.settings) {
+      if (name === 'reference' || name === 'teacher') env.set(name, lw.eval(s.value, env));
+    }
+    for (const item of this.decl.items) if (item.kind === 'LetStatement' && item.pattern.kind === 'NamePattern') env.set(item.pattern.name.name, lw.eval(item.value, env));
+    return env;
+  }
+
+  value(lw: Lowerer, name: string): LV | null {
+    const s = this.settings.get(name);
+    return s ? lw.eval(s.value, new Env(this.module)) : null;
+  }
+}
+
+export function lowerTrainStage(module: ModuleInfo, stageName: string | null, options: StageOptions = {}): TrainPlan {
+  const decl = findStage(module, stageName);
+  if (decl.stageKind.name !== 'train') {
+    throw new LoweringError(`stage '${decl.name.name}' is a ${decl.stageKind.name} stage; this version of ptr compiles and runs train stages only`);
+  }
+  const ctx = new StageContext(module, decl);
+  const shared: ModuleValues = new Map();
+  const probe = new Lowerer(
+    new GraphBuilder('probe'),
+    () => {
+      throw new LoweringError('settings cannot read parameters');
+    },
+    shared,
+  );
+  const target = probe.eval(decl.target, new Env(module));
+  if (target.k !== 'model') throw new LoweringError(`stage ${decl.name.name}: the target must be a model, got ${describeLV(target)}`);
+  const dataLV = probe.eval(decl.dataset!, new Env(module));
+  if (dataLV.k !== 'dataset') throw new LoweringError(`stage ${decl.name.name}: expected a dataset`);
+  const dataset = dataLV.spec;
+  const batchSize = options.batchSize ?? asInt(ctx.value(probe, 'batch') ?? { k: 'int', n: 8 }, 'batch');
+  const epochs = ctx.value(probe, 'epochs');
+  let steps = asInt(ctx.value(probe, 'steps') ?? { k: 'int', n: 1000 }, 'steps');
+  if (epochs && options.stepsForEpochs) steps = options.stepsForEpochs(dataset, asInt(epochs, 'epochs'), batchSize);
+  if (options.steps) steps = options.steps;
+  const seed = asInt(ctx.value(probe, 'seed') ?? { k: 'int', n: 0 }, 'seed');
+  const optimizer = optimizerSpec(ctx.value(probe, 'optimizer'));
+  const schedule = scheduleSpec(ctx.value(probe, 'schedule'), steps);
+  const evalItem = decl.items.find((i) => i.kind === 'EvalEvery');
+  let evalEvery: number | null = null;
+  let evalDataset: DatasetSpec | null = null;
+  if (evalItem?.kind === 'EvalEvery') {
+    evalEvery = asInt(probe.eval(evalItem.every, new Env(module)), 'eval every');
+    const ds = probe.eval(evalItem.dataset, new Env(module));
+    if (ds.k !== 'dataset') throw new LoweringError('eval every N on DATASET: expected a dataset');
+    evalDataset = ds.spec;
+  }
+
+  const model = target.m;
+  const seqLen = dataset.seqLen;
+  if (seqLen === null) throw new LoweringError(`dataset ${dataset.name}: set max_len so that batches have a fixed length`);
+
+  // ---- train step
+  const tb = new GraphBuilder('train_step');
+  const planned = new Map<ParamInfo, PlannedParam>();
+  const inputs = new Map<ParamInfo, Value>();
+  const paramSource = (builder: GraphBuilder, trainable: Set<ParamInfo>) => (p: ParamInfo): Value => {
+    let v = inputs.get(p);
+    if (!v) {
+      const input = `${p.owner}.${p.name}`;
+      v = builder.input(input, p.dtype, p.shape);
+      inputs.set(p, v);
+      if (!planned.has(p)) {
+        const init = p.init.kind === 'copy' ? { kind: 'copy' as const, from: `${p.init.from.owner}.${p.init.from.name}` } : p.init;
+        planned.set(p, { input, model: p.owner, name: p.name, dtype: p.dtype, shape: p.shape, init, trainable: trainable.has(p), decay: false, checkpoint: null });
+      }
+    }
+    return v;
+  };
+  const trainable = new Set(model.frozen ? [] : modelParams(model));
+  const tlw = new Lowerer(tb, paramSource(tb, trainable), shared);
+  // Every parameter of the trained model is an input (and an output), used or not, so checkpoints are complete.
+  for (const p of modelParams(model)) tlw.params(p);
+  const step = tb.input('step', 'i64', []);
+  tlw.seed = tb.input('seed', 'i64', []);
+  const batch = batchInputs(tb, dataset, batchSize, seqLen);
+  const loss = lowerLoss(tlw, ctx, batch.record);
+  const wrt = [...trainable].map((p) => inputs.get(p)!);
+  const grads = gradients(tb, loss, wrt);
+  const matrices = matmulOperands(tb.build());
+  const trainableList = [...trainable].map((p) => ({
+    name: `${p.owner}.${p.name}`,
+    value: inputs.get(p)!,
+    grad: grads.get(inputs.get(p)!) ?? tb.full(p.shape, 0),
+    decay: matrices.has(inputs.get(p)!),
+  }));
+  const slots = stateSlots(optimizer);
+  const state: StatePlan[] = [];
+  const stateInputs = trainableList.map((p) =>
+    slots.map((slot) => {
+      const input = `opt.${slot}.${p.name}`;
+      state.push({ input, param: p.name, slot, shape: p.value.shape });
+      return tb.input(input, 'f32', p.value.shape);
+    }),
+  );
+  const stepF = tb.cast(step, 'f32');
+  const update = applyOptimizer(tb, optimizer, schedule, trainableList, stateInputs, stepF);
+  tb.output('loss', loss);
+  tb.output('grad_norm', update.gradNorm);
+  tb.output('lr', update.lr);
+  const feedback: Record<string, string> = {};
+  trainableList.forEach((p, i) => {
+    tb.output(`new.${p.name}`, update.params[i]!);
+    feedback[`new.${p.name}`] = p.name;
+    slots.forEach((slot, j) => {
+      tb.output(`new.opt.${slot}.${p.name}`, update.state[i]![j]!);
+      feedback[`new.opt.${slot}.${p.name}`] = `opt.${slot}.${p.name}`;
+    });
+  });
+  const decayed = new Set(trainableList.filter((p) => p.decay).map((p) => p.value));
+  const params = [...planned.entries()].map(([p, plan]) => ({ ...plan, decay: decayed.has(inputs.get(p)!), checkpoint: p.owner === model.owner ? model.checkpoint : null }));
+
+  // ---- eval: the same loss, no dropout, no update
+  let evalGraph: Graph | null = null;
+  if (evalDataset) {
+    const eb = new GraphBuilder('eval');
+    inputs.clear();
+    const elw = new Lowerer(eb, paramSource(eb, trainable), shared);
+    for (const p of modelParams(model)) elw.params(p);
+    const ebatch = batchInputs(eb, evalDataset, batchSize, evalDataset.seqLen ?? seqLen);
+    eb.output('loss', lowerLoss(elw, ctx, ebatch.record));
+    evalGraph = eb.build();
+  }
+
+  // ---- inference: the model's forward on one sequence of the stage's length
+  const ib = new GraphBuilder('inference');
+  inputs.clear();
+  const ilw = new Lowerer(ib, paramSource(ib, trainable), shared);
+  for (const p of modelParams(model)) ilw.params(p);
+  const tokens = ib.input('tokens', 'i64', [1, seqLen]);
+  const out = ilw.callModel(model, [{ k: 'tensor', v: tokens }]);
+  if (out.k !== 'tensor') throw new LoweringError('the model forward must return a tensor');
+  ib.output('logits', out.v);
+
+  return {
+    stage: decl.name.name,
+    model: model.owner,
+    batchSize,
+    steps,
+    seed,
+    dataset,
+    evalEvery,
+    evalDataset,
+    optimizer,
+    schedule,
+    params,
+    state,
+    batch: batch.fields,
+    feedback,
+    graphs: { trainStep: tb.build(), eval: evalGraph, inference: ib.build() },
+    inference: { input: 'tokens', shape: [1, seqLen], output: 'logits' },
+  };
+}
+
+function lowerLoss(lw: Lowerer, ctx: StageContext, batch: LV): Value {
+  const env = ctx.env(lw, batch);
+  const loss = ctx.settings.get('loss');
+  if (!loss) throw new LoweringError(`stage ${ctx.decl.name.name} has no loss`);
+  const v = lw.b.scoped('loss', () => lw.eval(loss.value, env));
+  if (v.k !== 'tensor' || v.v.shape.length !== 0) throw new LoweringError(`the loss must be a scalar tensor, got ${describeLV(v)}`);
+  return v.v;
+}
+
+/** Graph inputs for one batch of a dataset, and the `batch` record the loss reads. */
+function batchInputs(b: GraphBuilder, ds: DatasetSpec, batchSize: number, seqLen: number): { record: LV; fields: BatchField[] } {
+  const fields: BatchField[] = [];
+  const record = new Map<string, LV>();
+  const add = (field: string, dtype: DType, shape: number[]): void => {
+    const input = `batch.${field}`;
+    fields.push({ input, field, dtype, shape });
+    record.set(field, { k: 'tensor', v: b.input(input, dtype, shape) });
+  };
+  const bt = [batchSize, seqLen];
+  switch (ds.format) {
+    case 'text':
+      add('tokens', 'i64', bt);
+      break;
+    case 'prompt_completion':
+    case 'chat':
+      add('tokens', 'i64', bt);
+      add('loss_mask', 'f32', bt);
+      break;
+    case 'preference':
+      add('chosen', 'i64', bt);
+      add('rejected', 'i64', bt);
+      add('chosen_mask', 'f32', bt);
+      add('rejected_mask', 'f32', bt);
+      break;
+    case 'prompts':
+      throw new LoweringError('a train stage cannot read a prompts-only dataset');
+  }
+  return { record: { k: 'record', name: 'batch', fields: record }, fields };
+}
+
+/**
+ * Values used as a matrix of a matmul (directly or through reshape/transpose):
+ * the weights that get weight decay. Norm scales, biases and embedding tables
+ * (read by gather or sliced, as position tables are) do not, as is usual.
+ */
+function matmulOperands(g: Graph): Set<Value> {
+  const out = new Set<Value>();
+  const viewOf = new Map<Value, Value>();
+  for (const n of g.nodes) {
+    if (n.op === 'reshape' || n.op === 'transpose') viewOf.set(n.outputs[0]!, viewOf.get(n.inputs[0]!) ?? n.inputs[0]!);
+    if (n.op === 'matmul') for (const v of n.inputs) out.add(viewOf.get(v) ?? v);
+  }
+  return out;
+}
+
+function optimizerSpec(v: LV | null): OptimizerSpec {
+  if (!v) return { kind: 'adamw', lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, clipNorm: null };
+  if (v.k !== 'call') throw new LoweringError('optimizer: expected adamw(...) or sgd(...)');
+  const num = (name: string): number => asNumber(v.args.get(name)!, name);
+  const clip = v.args.get('clip_norm');
+  const clipNorm = clip && clip.k !== 'none' ? asNumber(clip, 'clip_norm') : null;
+  if (v.name === 'adamw') {
+    const betas = v.args.get('betas')!;
+    if (betas.k !== 'tuple') throw new LoweringError('adamw: betas must be a pair');
+    return { kind: 'adamw', lr: num('lr'), beta1: asNumber(betas.items[0]!, 'beta1'), beta2: asNumber(betas.items[1]!, 'beta2'), eps: num('eps'), weightDecay: num('weight_decay'), clipNorm };
+  }
+  if (v.name === 'sgd') {
+    return { kind: 'sgd', lr: num('lr'), momentum: num('momentum'), nesterov: asBool(v.args.get('nesterov')!, 'nesterov'), weightDecay: num('weight_decay'), clipNorm };
+  }
+  throw new LoweringError(`unknown optimizer ${v.name}`);
+}
+
+function scheduleSpec(v: LV | null, totalSteps: number): ScheduleSpec {
+  if (!v) return { kind: 'constant', warmup: 0, minLr: 0, totalSteps };
+  if (v.k !== 'call' || !['constant', 'linear', 'cosine'].includes(v.name)) throw new LoweringError('schedule: expected constant(...), linear(...) or cosine(...)');
+  const minLr = v.args.get('min_lr');
+  return { kind: v.name as ScheduleSpec['kind'], warmup: asInt(v.args.get('warmup')!, 'warmup'), minLr: minLr ? asNumber(minLr, 'min_lr') : 0, totalSteps };
+}
+
+export type { ModelNode };
+
+export interface LossProblem {
+  /** Builds the stage's loss (no optimizer) for gradcheck; parameters of the trained model are `wrt`. */
+  readonly build: (b: GraphBuilder) => { loss: Value; wrt: Value[] };
+  readonly params: readonly PlannedParam[];
+  readonly batch: readonly BatchField[];
+  readonly dataset: DatasetSpec;
+}
+
+/** The loss of a train stage on a small batch (`batchSize` × `seqLen`), for gradient checking. */
+export function stageLossProblem(module: ModuleInfo, stageName: string | null, batchSize: number, seqLen: number): LossProblem {
+  const plan = lowerTrainStage(module, stageName, { batchSize });
+  const decl = findStage(module, stageName);
+  const ctx = new StageContext(module, decl);
+  const shared: ModuleValues = new Map();
+  const fields: BatchField[] = [];
+  const build = (b: GraphBuilder): { loss: Value; wrt: Value[] } => {
+    const lw0 = new Lowerer(b, () => {
+      throw new LoweringError('settings cannot read parameters');
+    }, shared);
+    const target = lw0.eval(decl.target, new Env(module));
+    if (target.k !== 'model') throw new LoweringError('the target must be a model');
+    const inputs = new Map<string, Value>();
+    const lw = new Lowerer(
+      b,
+      (p) => {
+        const name = `${p.owner}.${p.name}`;
+        let v = inputs.get(name);
+        if (!v) inputs.set(name, (v = b.input(name, p.dtype, p.shape)));
+        return v;
+      },
+      shared,
+    );
+    const wrt = target.m.frozen ? [] : modelParams(target.m).map((p) => lw.params(p));
+    const batch = batchInputs(b, plan.dataset, batchSize, seqLen);
+    if (fields.length === 0) fields.push(...batch.fields);
+    return { loss: lowerLoss(lw, ctx, batch.record), wrt };
+  };
+  return { build, params: plan.params, batch: fields, dataset: plan.dataset };
+}

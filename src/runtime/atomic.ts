@@ -1,0 +1,60 @@
+/**
+ * Atomic file writes for checkpoints, manifests and anything else a killed run
+ * must never leave half-written: the data goes to a temporary file beside the
+ * target, is fsynced, and is renamed over the target. A reader sees either the
+ * old file or the new one, never a mixture.
+ */
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+/** Writes `data` to `path` atomically (same-directory temp file, fsync, rename, directory fsync). */
+export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+  const dir = dirname(path);
+  // Same directory, so the rename never crosses a file system; the random part keeps
+  // concurrent writers (and leftovers of a killed one) from colliding.
+  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(temp, 'wx', 0o644);
+  let renamed = false;
+  try {
+    try {
+      const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      let written = 0;
+      while (written < bytes.byteLength) {
+        written += writeSync(fd, bytes, written, bytes.byteLength - written);
+      }
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, path);
+    renamed = true;
+  } finally {
+    if (!renamed) {
+      try {
+        unlinkSync(temp);
+      } catch {
+        // Already gone: nothing to clean up.
+      }
+    }
+  }
+  syncDirectory(dir);
+}
+
+/** Writes `value` as 2-space JSON with a trailing newline, atomically. */
+export function writeJsonAtomic(path: string, value: unknown): void {
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Makes the rename durable; best effort, since some platforms cannot open or fsync a directory. */
+function syncDirectory(dir: string): void {
+  let fd: number | null = null;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // Not supported here (e.g. Windows): the rename itself is still atomic.
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}

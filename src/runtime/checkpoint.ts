@@ -1,0 +1,117 @@
+/**
+ * Checkpoints of a train stage, one folder per saved step:
+ *
+ *   checkpoints/<stage>/step-000200/model.safetensors      parameters, named as in the model
+ *   checkpoints/<stage>/step-000200/optimizer.safetensors  optimizer state
+ *   checkpoints/<stage>/step-000200/trainer.json           step, seed, data position, shapes
+ *   checkpoints/<stage>/latest                             the newest complete folder's name
+ *
+ * A folder is written under a temporary name and renamed into place, then
+ * `latest` is replaced atomically, so a run killed at any moment leaves the
+ * previous checkpoint intact and `latest` naming a complete one.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PlannedParam, StatePlan } from '../ir/lower/stage.js';
+import { writeFileAtomic, writeJsonAtomic } from './atomic.js';
+import { readSafetensors, writeSafetensors, type StTensor } from './safetensors.js';
+
+export interface TrainerState {
+  readonly stage: string;
+  readonly step: number;
+  readonly steps: number;
+  readonly seed: number;
+  /** Batches and dropout masks are pure functions of (seed, step): this is the whole RNG state. */
+  readonly rng: { readonly scheme: 'seed-and-step'; readonly seed: number };
+  readonly complete: boolean;
+}
+
+export interface Checkpoint {
+  readonly dir: string;
+  readonly trainer: TrainerState;
+  /** By graph input name. */
+  readonly params: Map<string, Float32Array>;
+  readonly state: Map<string, Float32Array>;
+}
+
+export class CheckpointError extends Error {}
+
+const KEEP = 2;
+
+export function stageCheckpointDir(runDir: string, stage: string): string {
+  return join(runDir, 'checkpoints', stage);
+}
+
+export function saveCheckpoint(
+  runDir: string,
+  trainer: TrainerState,
+  params: readonly PlannedParam[],
+  values: ReadonlyMap<string, Float32Array>,
+  state: readonly StatePlan[],
+  stateValues: ReadonlyMap<string, Float32Array>,
+): string {
+  const root = stageCheckpointDir(runDir, trainer.stage);
+  mkdirSync(root, { recursive: true });
+  const name = `step-${String(trainer.step).padStart(6, '0')}`;
+  const tmp = join(root, `.${name}.tmp-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  const model = new Map<string, StTensor>();
+  for (const p of params) model.set(p.name, { dtype: 'F32', shape: [...p.shape], data: values.get(p.input)! });
+  const meta = { stage: trainer.stage, step: String(trainer.step), format: 'pt' };
+  writeSafetensors(join(tmp, 'model.safetensors'), model, meta);
+  const opt = new Map<string, StTensor>();
+  for (const s of state) opt.set(s.input, { dtype: 'F32', shape: [...s.shape], data: stateValues.get(s.input)! });
+  writeSafetensors(join(tmp, 'optimizer.safetensors'), opt, meta);
+  writeJsonAtomic(join(tmp, 'trainer.json'), trainer);
+  const final = join(root, name);
+  rmSync(final, { recursive: true, force: true });
+  renameSync(tmp, final);
+  writeFileAtomic(join(root, 'latest'), `${name}\n`);
+  // Older checkpoints beyond the last KEEP are removed only after `latest` moved on.
+  const old = readdirSync(root).filter((f) => /^step-\d+$/.test(f)).sort();
+  for (const f of old.slice(0, Math.max(0, old.length - KEEP))) rmSync(join(root, f), { recursive: true, force: true });
+  return final;
+}
+
+/** The newest complete checkpoint of a stage, or null if there is none. */
+export function latestCheckpointDir(runDir: string, stage: string): string | null {
+  const root = stageCheckpointDir(runDir, stage);
+  const pointer = join(root, 'latest');
+  if (!existsSync(pointer)) return null;
+  const dir = join(root, readFileSync(pointer, 'utf8').trim());
+  return existsSync(dir) ? dir : null;
+}
+
+/** Loads a checkpoint and checks every tensor against the shapes the recipe expects. */
+export function loadCheckpoint(dir: string, params: readonly PlannedParam[], state: readonly StatePlan[] | null): Checkpoint {
+  const trainer = JSON.parse(readFileSync(join(dir, 'trainer.json'), 'utf8')) as TrainerState;
+  const modelFile = join(dir, 'model.safetensors');
+  const model = readSafetensors(modelFile).tensors;
+  const values = new Map<string, Float32Array>();
+  for (const p of params) {
+    const t = model.get(p.name);
+    if (!t) throw new CheckpointError(`${modelFile}: has no tensor '${p.name}', which the recipe's model needs`);
+    expectShape(modelFile, p.name, t, p.shape);
+    values.set(p.input, t.data as Float32Array);
+  }
+  const stateValues = new Map<string, Float32Array>();
+  if (state) {
+    const optFile = join(dir, 'optimizer.safetensors');
+    const opt = readSafetensors(optFile).tensors;
+    for (const s of state) {
+      const t = opt.get(s.input);
+      if (!t) throw new CheckpointError(`${optFile}: has no optimizer state '${s.input}'; was it written by a different optimizer?`);
+      expectShape(optFile, s.input, t, s.shape);
+      stateValues.set(s.input, t.data as Float32Array);
+    }
+  }
+  return { dir, trainer, params: values, state: stateValues };
+}
+
+function expectShape(file: string, name: string, t: StTensor, shape: readonly number[]): void {
+  if (t.dtype !== 'F32') throw new CheckpointError(`${file}: '${name}' is ${t.dtype}, the recipe needs F32`);
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new CheckpointError(`${file}: '${name}' has shape [${t.shape.join(', ')}] but the recipe's model needs [${shape.join(', ')}]`);
+  }
+}

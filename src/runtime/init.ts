@@ -1,0 +1,38 @@
+/**
+ * Initial parameter values from the manifest's initialisers, drawn from one
+ * PRNG seeded by the stage seed in parameter order — the same recipe and seed
+ * give the same weights on every machine.
+ */
+import type { PlannedParam } from '../ir/lower/stage.js';
+import { Prng } from './prng.js';
+
+export function initialParams(params: readonly PlannedParam[], seed: number): Map<string, Float32Array> {
+  const prng = new Prng(seed);
+  const out = new Map<string, Float32Array>();
+  for (const p of params) {
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    const init = p.init;
+    switch (init.kind) {
+      case 'normal':
+        for (let i = 0; i < n; i++) data[i] = init.std * prng.normal();
+        break;
+      case 'uniform':
+        for (let i = 0; i < n; i++) data[i] = init.bound * (2 * prng.uniform() - 1);
+        break;
+      case 'ones':
+        data.fill(1);
+        break;
+      case 'zeros':
+        break;
+      case 'copy': {
+        const src = out.get(init.from);
+        if (!src) throw new Error(`${p.input} starts from ${init.from}, which needs that model's checkpoint; run its stage first`);
+        data.set(src);
+        break;
+      }
+    }
+    out.set(p.input, data);
+  }
+  return out;
+}

@@ -1,0 +1,79 @@
+/**
+ * The bridge to onnxruntime-node: sessions on CPU or CUDA, and conversion
+ * between reference tensors (float64 data) and ORT tensors.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import ort from 'onnxruntime-node';
+import type { DType, Tensor } from '../ir/tensor.js';
+
+export type OrtTensor = InstanceType<typeof ort.Tensor>;
+export type OrtSession = Awaited<ReturnType<typeof ort.InferenceSession.create>>;
+export type Device = 'cpu' | 'cuda';
+
+export { ort };
+
+export class DeviceError extends Error {}
+
+/** A session for a model (bytes or a path), on the requested device. */
+export async function createSession(model: Uint8Array | string, device: Device = 'cpu', threads?: number): Promise<OrtSession> {
+  const options: Parameters<typeof ort.InferenceSession.create>[1] = {
+    executionProviders: device === 'cuda' ? ['cuda'] : ['cpu'],
+    graphOptimizationLevel: 'all',
+    ...(threads ? { intraOpNumThreads: threads } : {}),
+  };
+  if (device === 'cuda') requireCuda();
+  try {
+    return typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
+  } catch (e) {
+    if (device === 'cuda') throw new DeviceError(`--device cuda: onnxruntime could not start its CUDA execution provider: ${(e as Error).message}`);
+    throw e;
+  }
+}
+
+const CUDA_HELP = "install it with 'npm run setup:cuda' on a machine with CUDA 12 and cuDNN 9, or use --device cpu";
+
+/** Fails with a clear message unless onnxruntime-node's CUDA provider library is installed. */
+export function requireCuda(): void {
+  const dir = join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  if (!existsSync(join(dir, 'libonnxruntime_providers_cuda.so'))) {
+    throw new DeviceError(`--device cuda: this onnxruntime-node install has no CUDA execution provider (no libonnxruntime_providers_cuda.so in ${dir}); ${CUDA_HELP}`);
+  }
+}
+
+export function toOrt(t: Tensor): OrtTensor {
+  const dims = [...t.shape];
+  switch (t.dtype) {
+    case 'f32':
+      return new ort.Tensor('float32', Float32Array.from(t.data), dims);
+    case 'i64':
+      return new ort.Tensor('int64', BigInt64Array.from(t.data, (v) => BigInt(v)), dims);
+    case 'bool':
+      return new ort.Tensor('bool', Uint8Array.from(t.data), dims);
+  }
+}
+
+const FROM_ORT: Record<string, DType> = { float32: 'f32', int64: 'i64', bool: 'bool' };
+
+export function fromOrt(t: OrtTensor): Tensor {
+  const dtype = FROM_ORT[t.type];
+  if (!dtype) throw new Error(`unsupported ORT tensor type ${t.type}`);
+  const src = t.data as ArrayLike<number | bigint>;
+  const data = new Float64Array(src.length);
+  for (let i = 0; i < src.length; i++) data[i] = Number(src[i]);
+  return { dtype, shape: [...t.dims], data };
+}
+
+/** Runs a model once on reference tensors (for tests and small checks). */
+export async function runOnce(model: Uint8Array, feeds: ReadonlyMap<string, Tensor>): Promise<Map<string, Tensor>> {
+  const session = await createSession(model);
+  try {
+    const input: Record<string, OrtTensor> = {};
+    for (const [k, v] of feeds) input[k] = toOrt(v);
+    const out = await session.run(input);
+    return new Map(Object.entries(out).map(([k, v]) => [k, fromOrt(v as OrtTensor)]));
+  } finally {
+    await session.release();
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Run-time tokenizers for `chars(...)` and `bytes(...)`, numbered exactly as the
+ * checker counts them (check/builtins.ts, `tokenizerRule`): the base symbols
+ * first (the alphabet's characters by code point, or the 256 byte values), then
+ * the specials in the order the recipe lists them. So vocab = base + specials.
+ */
+
+export interface DecodeOptions {
+  /** Render special tokens as `<name>` instead of dropping them. */
+  showSpecials?: boolean;
+}
+
+export interface Tokenizer {
+  readonly kind: 'chars' | 'bytes';
+  readonly vocab: number;
+  readonly specials: readonly string[];
+  /** Token ids of `text` (no specials added); throws an EncodeError for a character outside the vocabulary. */
+  encode(text: string): Int32Array;
+  decode(ids: ArrayLike<number | bigint>, options?: DecodeOptions): string;
+  /** The id of a special token, or null when the tokenizer has none by that name. */
+  special(name: string): number | null;
+}
+
+/** A character the tokenizer cannot encode; `index` is its UTF-16 offset in the encoded string. */
+export class EncodeError extends Error {
+  constructor(
+    readonly char: string,
+    readonly index: number,
+    tokenizer: string,
+  ) {
+    super(`${tokenizer} cannot encode ${describeChar(char)} at index ${index}`);
+    this.name = 'EncodeError';
+  }
+}
+
+/** A tokenizer over the alphabet's characters (ids 0..n-1, by code point) followed by the specials. */
+export function chars(alphabet: string, specials: readonly string[] = []): Tokenizer {
+  const symbols = [...alphabet];
+  const ids = new Map<string, number>();
+  symbols.forEach((c, i) => {
+    // The checker rejects duplicates; numbering past one would shift every later id.
+    if (ids.has(c)) throw new Error(`chars: ${describeChar(c)} appears twice in the alphabet`);
+    ids.set(c, i);
+  });
+  const specialIds = specialTable('chars', specials, symbols.length);
+  const vocab = symbols.length + specials.length;
+  return {
+    kind: 'chars',
+    vocab,
+    specials: [...specials],
+    encode(text) {
+      const out: number[] = [];
+      let index = 0;
+      for (const c of text) {
+        const id = ids.get(c);
+        if (id === undefined) throw new EncodeError(c, index, 'chars tokenizer');
+        out.push(id);
+        index += c.length;
+      }
+      return Int32Array.from(out);
+    },
+    decode(tokens, options = {}) {
+      let text = '';
+      for (let i = 0; i < tokens.length; i++) {
+        const id = checkId(tokens[i]!, i, vocab);
+        text += id < symbols.length ? symbols[id]! : options.showSpecials ? `<${specials[id - symbols.length]}>` : '';
+      }
+      return text;
+    },
+    special: (name) => specialIds.get(name) ?? null,
+  };
+}
+
+/** A tokenizer over UTF-8 bytes (ids 0..255) followed by the specials. Every string encodes. */
+export function bytes(specials: readonly string[] = []): Tokenizer {
+  const specialIds = specialTable('bytes', specials, 256);
+  const decoder = new TextDecoder('utf-8'); // not fatal: a model may emit invalid UTF-8
+  const vocab = 256 + specials.length;
+  return {
+    kind: 'bytes',
+    vocab,
+    specials: [...specials],
+    encode: (text) => Int32Array.from(new TextEncoder().encode(text)),
+    decode(tokens, options = {}) {
+      let text = '';
+      let run: number[] = [];
+      const flush = (): void => {
+        text += decoder.decode(Uint8Array.from(run));
+        run = [];
+      };
+      for (let i = 0; i < tokens.length; i++) {
+        const id = checkId(tokens[i]!, i, vocab);
+        if (id < 256) {
+          run.push(id);
+          continue;
+        }
+        flush();
+        if (options.showSpecials) text += `<${specials[id - 256]}>`;
+      }
+      flush();
+      return text;
+    },
+    special: (name) => specialIds.get(name) ?? null,
+  };
+}
+
+function specialTable(kind: string, specials: readonly string[], first: number): Map<string, number> {
+  const table = new Map<string, number>();
+  specials.forEach((s, i) => {
+    if (table.has(s)) throw new Error(`${kind}: special token '${s}' is listed twice`);
+    table.set(s, first + i);
+  });
+  return table;
+}
+
+function checkId(raw: number | bigint, position: number, vocab: number): number {
+  const id = Number(raw);
+  if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+    throw new Error(`token id ${raw} at position ${position} is outside the vocabulary (0..${vocab - 1})`);
+  }
+  return id;
+}
+
+/** `"é" (U+00E9)`: the character and its code point, readable even for invisible ones. */
+export function describeChar(c: string): string {
+  return `${JSON.stringify(c)} (U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')})`;
+}

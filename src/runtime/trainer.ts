@@ -1,0 +1,196 @@
+/**
+ * The training loop for a compiled train stage. Each step is one
+ * `session.run` of train_step.onnx; its new parameters and optimizer state
+ * are fed straight back as the next step's inputs (ORT tensors, no copies).
+ * Batches and dropout seeds are pure functions of (seed, step), so a run
+ * resumed from a checkpoint computes exactly the losses it would have.
+ */
+import { join } from 'node:path';
+import type { Manifest } from '../../targets/onnx/compile.js';
+import type { DatasetSpec } from '../ir/lower/values.js';
+import { latestCheckpointDir, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { TextCorpus } from './data.js';
+import { initialParams } from './init.js';
+import { filterMetrics, MetricsWriter } from './metrics.js';
+import { createSession, ort, type Device, type OrtSession, type OrtTensor } from './ort.js';
+import { createProgress } from './progress.js';
+import { bytes, chars, type Tokenizer } from './tokenizer.js';
+
+export interface TrainOptions {
+  /** Folder holding the compiled models (manifest.json's files). */
+  readonly modelDir: string;
+  /** Run folder: checkpoints/, metrics.jsonl. */
+  readonly runDir: string;
+  readonly device?: Device;
+  readonly resume?: boolean;
+  /** Steps between checkpoints (default: the eval interval, else 100); the last step is always saved. */
+  readonly checkpointEvery?: number;
+  /** Stop after this step as if killed (tests of resume). */
+  readonly stopAfter?: number;
+  readonly threads?: number;
+  /** Progress output (default stderr); null for none. */
+  readonly progress?: NodeJS.WritableStream | null;
+  readonly progressEvery?: number;
+}
+
+export interface TrainResult {
+  readonly firstStep: number;
+  readonly lastStep: number;
+  /** Training loss of each step run here, from firstStep. */
+  readonly losses: readonly number[];
+  readonly evals: readonly { readonly step: number; readonly loss: number }[];
+  readonly tokensPerSec: number;
+  /** Seconds inside session.run, and in total, for the steps run here. */
+  readonly runSeconds: number;
+  readonly totalSeconds: number;
+  readonly checkpoint: string | null;
+}
+
+/** The loss became NaN or infinite: the run stops, the last good checkpoint stays. */
+export class DivergedError extends Error {}
+
+export function runtimeTokenizer(spec: DatasetSpec['tokenizer']): Tokenizer {
+  if (spec.kind === 'chars') return chars(spec.alphabet!, spec.specials);
+  if (spec.kind === 'bytes') return bytes(spec.specials);
+  throw new Error(`the ${spec.kind} tokenizer is not supported by the runtime yet`);
+}
+
+export function openCorpus(ds: DatasetSpec, seed: number): TextCorpus {
+  if (ds.format !== 'text') throw new Error(`dataset ${ds.name}: the runtime trains on text corpora only in this version (format ${ds.format})`);
+  return TextCorpus.fromFile(ds.path, runtimeTokenizer(ds.tokenizer), { block: ds.seqLen!, split: ds.split, seed });
+}
+
+function floatTensor(data: Float32Array, shape: readonly number[]): OrtTensor {
+  return new ort.Tensor('float32', data, [...shape]);
+}
+
+function int64Scalar(v: number): OrtTensor {
+  return new ort.Tensor('int64', BigInt64Array.of(BigInt(v)), []);
+}
+
+export async function train(manifest: Manifest, options: TrainOptions): Promise<TrainResult> {
+  const device = options.device ?? 'cpu';
+  const session = await createSession(join(options.modelDir, manifest.graphs.train_step.file), device, options.threads);
+  const evalSession = manifest.graphs.eval ? await createSession(join(options.modelDir, manifest.graphs.eval.file), device, options.threads) : null;
+  try {
+    return await loop(manifest, options, session, evalSession);
+  } finally {
+    await session.release();
+    await evalSession?.release();
+  }
+}
+
+async function loop(manifest: Manifest, options: TrainOptions, session: OrtSession, evalSession: OrtSession | null): Promise<TrainResult> {
+  const corpus = openCorpus(manifest.dataset, manifest.seed);
+  const evalCorpus = manifest.evalDataset ? openCorpus(manifest.evalDataset, manifest.seed) : null;
+  const B = manifest.batchSize;
+  const T = manifest.dataset.seqLen!;
+
+  // Parameters and optimizer state: from the latest checkpoint when resuming, else fresh.
+  let params: Map<string, Float32Array>;
+  let state = new Map<string, Float32Array>();
+  let start = 0;
+  const previous = options.resume ? latestCheckpointDir(options.runDir, manifest.stage) : null;
+  if (previous) {
+    const ck = loadCheckpoint(previous, manifest.params, manifest.state);
+    params = ck.params;
+    state = ck.state;
+    start = ck.trainer.step;
+  } else {
+    params = initialParams(manifest.params, manifest.seed);
+    for (const s of manifest.state) state.set(s.input, new Float32Array(s.shape.reduce((a, b) => a * b, 1)));
+  }
+
+  const feeds: Record<string, OrtTensor> = {};
+  for (const p of manifest.params) feeds[p.input] = floatTensor(params.get(p.input)!, p.shape);
+  for (const s of manifest.state) feeds[s.input] = floatTensor(state.get(s.input)!, s.shape);
+  const trainInputs = new Set(manifest.graphs.train_step.inputs.map((i) => i.name));
+  const evalInputs = new Set(manifest.graphs.eval?.inputs.map((i) => i.name) ?? []);
+
+  const metricsFile = join(options.runDir, 'metrics.jsonl');
+  // A resumed run recomputes the steps after its checkpoint; their old records go.
+  if (previous) filterMetrics(metricsFile, (r) => r.stage !== manifest.stage || r.step <= start);
+  const metrics = new MetricsWriter(metricsFile);
+  const checkpointEvery = options.checkpointEvery ?? manifest.evalEvery ?? 100;
+  const last = Math.min(manifest.steps, options.stopAfter ?? manifest.steps);
+  const progress = options.progress === null ? null : createProgress({ stage: manifest.stage, total: manifest.steps, stream: options.progress, every: options.progressEvery });
+  const losses: number[] = [];
+  const evals: { step: number; loss: number }[] = [];
+  let lastCheckpoint: string | null = previous;
+  let runSeconds = 0;
+  const began = performance.now();
+
+  const snapshot = (step: number, complete: boolean): string => {
+    const values = new Map<string, Float32Array>();
+    for (const p of manifest.params) values.set(p.input, feeds[p.input]!.data as Float32Array);
+    const stateValues = new Map<string, Float32Array>();
+    for (const s of manifest.state) stateValues.set(s.input, feeds[s.input]!.data as Float32Array);
+    const trainer: TrainerState = { stage: manifest.stage, step, steps: manifest.steps, seed: manifest.seed, rng: { scheme: 'seed-and-step', seed: manifest.seed }, complete };
+    return saveCheckpoint(options.runDir, trainer, manifest.params, values, manifest.state, stateValues);
+  };
+
+  const evaluate = async (step: number): Promise<void> => {
+    if (!evalSession || !evalCorpus) return;
+    const batches = evalCorpus.valBatches(B).filter((b) => b.length === B * T);
+    if (batches.length === 0) throw new Error(`dataset ${manifest.evalDataset!.name}: the val split holds fewer than ${B} windows of ${T} tokens, one eval batch`);
+    let sum = 0;
+    for (const tokens of batches) {
+      const evalFeeds: Record<string, OrtTensor> = { 'batch.tokens': new ort.Tensor('int64', tokens, [B, T]) };
+      for (const name of evalInputs) if (feeds[name]) evalFeeds[name] = feeds[name]!;
+      const out = await evalSession.run(evalFeeds);
+      sum += Number((out['loss']!.data as Float32Array)[0]);
+    }
+    const loss = sum / batches.length;
+    evals.push({ step, loss });
+    metrics.write({ stage: manifest.stage, step, split: 'val', loss });
+    progress?.log(`${manifest.stage}  step ${step}  val loss ${loss.toFixed(4)}`);
+  };
+
+  try {
+    for (let step = start + 1; step <= last; step++) {
+      feeds['batch.tokens'] = new ort.Tensor('int64', corpus.trainBatch(step - 1, B), [B, T]);
+      feeds['step'] = int64Scalar(step);
+      feeds['seed'] = int64Scalar(manifest.seed * 1000003 + step);
+      const t0 = performance.now();
+      const run: Record<string, OrtTensor> = {};
+      for (const name of trainInputs) run[name] = feeds[name]!;
+      const out = await session.run(run);
+      runSeconds += (performance.now() - t0) / 1000;
+      const loss = Number((out['loss']!.data as Float32Array)[0]);
+      if (!Number.isFinite(loss)) {
+        const kept = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written yet';
+        throw new DivergedError(`stage ${manifest.stage}: the loss is ${loss} at step ${step}; stopping (${kept}). Try a lower learning rate or clip_norm.`);
+      }
+      for (const [output, input] of Object.entries(manifest.feedback)) feeds[input] = out[output]!;
+      losses.push(loss);
+      const elapsed = (performance.now() - began) / 1000;
+      const tokensPerSec = ((step - start) * B * T) / elapsed;
+      metrics.write({
+        stage: manifest.stage,
+        step,
+        loss,
+        lr: Number((out['lr']!.data as Float32Array)[0]),
+        grad_norm: Number((out['grad_norm']!.data as Float32Array)[0]),
+        tokens_per_sec: Math.round(tokensPerSec),
+      });
+      progress?.update(step, { loss, tokensPerSec });
+      if (manifest.evalEvery && step % manifest.evalEvery === 0) await evaluate(step);
+      if (step % checkpointEvery === 0 || step === manifest.steps) lastCheckpoint = snapshot(step, step === manifest.steps);
+    }
+  } finally {
+    progress?.stop();
+  }
+  const totalSeconds = (performance.now() - began) / 1000;
+  const ran = Math.max(0, last - start);
+  return {
+    firstStep: start + 1,
+    lastStep: last,
+    losses,
+    evals,
+    tokensPerSec: ran > 0 ? (ran * B * T) / totalSeconds : 0,
+    runSeconds,
+    totalSeconds,
+    checkpoint: lastCheckpoint,
+  };
+}
+

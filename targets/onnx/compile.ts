@@ -1,0 +1,69 @@
+/**
+ * A lowered train stage → ONNX files and the manifest the runtime drives them
+ * with: train_step.onnx, eval.onnx, inference.onnx and manifest.json.
+ * Optimisation passes run here, and their node counts go into the manifest.
+ */
+import type { Graph } from '../../src/ir/graph.js';
+import type { TrainPlan } from '../../src/ir/lower/stage.js';
+import { optimize, type PassReport } from '../../src/ir/passes/index.js';
+import { emitModel } from './emit.js';
+
+export const MANIFEST_FORMAT = 'pt-recipe-manifest/1';
+
+export interface GraphEntry {
+  readonly file: string;
+  readonly inputs: readonly { readonly name: string; readonly dtype: string; readonly shape: readonly number[] }[];
+  readonly outputs: readonly { readonly name: string; readonly dtype: string; readonly shape: readonly number[] }[];
+  readonly nodes: { readonly ir: number; readonly optimized: number; readonly onnx: number };
+}
+
+export interface Manifest extends Omit<TrainPlan, 'graphs'> {
+  readonly format: string;
+  readonly recipe: string;
+  readonly graphs: { readonly train_step: GraphEntry; readonly eval: GraphEntry | null; readonly inference: GraphEntry };
+}
+
+export interface CompiledFile {
+  readonly name: string;
+  readonly bytes: Uint8Array;
+}
+
+export interface Compiled {
+  readonly manifest: Manifest;
+  readonly files: readonly CompiledFile[];
+  readonly passes: readonly PassReport[];
+  /** The optimised graphs, for `ptr ir --optimized` and tests. */
+  readonly graphs: { readonly trainStep: Graph; readonly eval: Graph | null; readonly inference: Graph };
+}
+
+export function compilePlan(plan: TrainPlan, recipe: string, producerVersion = ''): Compiled {
+  const files: CompiledFile[] = [];
+  const passes: PassReport[] = [];
+  const emit = (g: Graph, file: string): { entry: GraphEntry; graph: Graph } => {
+    const { graph, report } = optimize(g);
+    passes.push(report);
+    const model = emitModel(graph, { producerVersion, docString: `${recipe}: stage ${plan.stage}, ${g.name}` });
+    files.push({ name: file, bytes: model.bytes });
+    const io = (name: string, v: { dtype: string; shape: readonly number[] }) => ({ name, dtype: v.dtype, shape: [...v.shape] });
+    return {
+      graph,
+      entry: {
+        file,
+        inputs: graph.inputs.map((v) => io(v.inputName!, v)),
+        outputs: graph.outputs.map((o) => io(o.name, o.value)),
+        nodes: { ir: g.nodes.length, optimized: graph.nodes.length, onnx: model.nodeCount },
+      },
+    };
+  };
+  const train = emit(plan.graphs.trainStep, 'train_step.onnx');
+  const evalG = plan.graphs.eval ? emit(plan.graphs.eval, 'eval.onnx') : null;
+  const inference = emit(plan.graphs.inference, 'inference.onnx');
+  const { graphs: _graphs, ...rest } = plan;
+  const manifest: Manifest = {
+    format: MANIFEST_FORMAT,
+    recipe,
+    ...rest,
+    graphs: { train_step: train.entry, eval: evalG?.entry ?? null, inference: inference.entry },
+  };
+  return { manifest, files, passes, graphs: { trainStep: train.graph, eval: evalG?.graph ?? null, inference: inference.graph } };
+}

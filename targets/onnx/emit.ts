@@ -1,0 +1,157 @@
+/**
+ * IR graph → ONNX ModelProto. Each node is lowered by its op's `lower`; this
+ * file only names values, collects constants and initializers, and encodes.
+ * Names depend only on the graph, so the same graph gives the same bytes.
+ */
+import { IrError, type Graph, type Node, type Value } from '../../src/ir/graph.js';
+import type { LoweringContext, OnnxAttr } from '../../src/ir/op.js';
+import { lookupOp } from '../../src/ir/ops/index.js';
+import { makeTensor, type DType } from '../../src/ir/tensor.js';
+import { IR_VERSION, OPSET, onnx, rawBytes, tensorProto, valueInfo } from './proto.js';
+
+export interface EmitOptions {
+  /** Graph inputs to store in the model as initializers (inference models), by input name. */
+  readonly initializers?: ReadonlyMap<string, Float32Array | BigInt64Array>;
+  /** Above this many bytes of initializers, their data goes to an external file (protobuf caps a model at 2 GiB). */
+  readonly externalDataThreshold?: number;
+  /** File name (relative to the model) of the external data, when used. */
+  readonly externalDataFile?: string;
+  readonly docString?: string;
+  readonly producerVersion?: string;
+}
+
+export interface EmittedModel {
+  readonly bytes: Uint8Array;
+  /** The external data file's contents, when initializers went there. */
+  readonly externalData: Uint8Array | null;
+  readonly nodeCount: number;
+}
+
+const DEFAULT_EXTERNAL_THRESHOLD = 1.5 * 2 ** 30;
+
+export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel {
+  const nodes: InstanceType<typeof onnx.NodeProto>[] = [];
+  const constants = new Map<string, string>();
+  const constantProtos: InstanceType<typeof onnx.TensorProto>[] = [];
+  const names = new Map<Value, string>();
+  let temp = 0;
+
+  for (const v of graph.inputs) names.set(v, v.inputName!);
+  // A value that is exactly one graph output (and not an input) is named after it, saving a copy.
+  const outputUses = new Map<Value, number>();
+  for (const o of graph.outputs) outputUses.set(o.value, (outputUses.get(o.value) ?? 0) + 1);
+  for (const o of graph.outputs) if (o.value.producer && outputUses.get(o.value) === 1) names.set(o.value, o.name);
+
+  const nameOf = (v: Value): string => {
+    let n = names.get(v);
+    if (n === undefined) {
+      n = `v${v.id}`;
+      names.set(v, n);
+    }
+    return n;
+  };
+
+  const constant = (dtype: DType, values: readonly number[], dims: readonly number[]): string => {
+    const key = `${dtype}|${dims.join(',')}|${values.join(',')}`;
+    let name = constants.get(key);
+    if (!name) {
+      name = `const${constants.size}`;
+      constants.set(key, name);
+      constantProtos.push(tensorProto(name, makeTensor(dtype, dims, values)));
+    }
+    return name;
+  };
+
+  const ctx: LoweringContext = {
+    input: (node, i) => nameOf(node.inputs[i]!),
+    output: (node, i) => nameOf(node.outputs[i]!),
+    emit(opType, inputs, outputs, attrs = {}) {
+      const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => `t${temp++}`) : [...outputs];
+      nodes.push(onnx.NodeProto.create({ opType, input: [...inputs], output: outs, name: `n${nodes.length}_${opType}`, attribute: Object.entries(attrs).map(([k, a]) => attribute(k, a)) }));
+      return outs;
+    },
+    constInt64: (values, dims) => constant('i64', values, dims ?? [values.length]),
+    constFloat: (values, dims) => constant('f32', values, dims ?? [values.length]),
+    constBool: (values, dims) => constant('bool', values.map(Number), dims ?? [values.length]),
+  };
+
+  for (const node of graph.nodes) lowerNode(ctx, node);
+
+  // Outputs that could not take the producer's name: inputs passed through, or one value output twice.
+  for (const o of graph.outputs) {
+    if (names.get(o.value) !== o.name) ctx.emit('Identity', [nameOf(o.value)], [o.name]);
+  }
+
+  const init = options.initializers ?? new Map();
+  const inputs = graph.inputs.filter((v) => !init.has(v.inputName!));
+  const initializers = graph.inputs.filter((v) => init.has(v.inputName!)).map((v) => initializerProto(v, init.get(v.inputName!)!));
+  const totalInitBytes = initializers.reduce((n, t) => n + (t.rawData?.length ?? 0), 0);
+  let externalData: Uint8Array | null = null;
+  if (totalInitBytes > (options.externalDataThreshold ?? DEFAULT_EXTERNAL_THRESHOLD)) {
+    externalData = moveToExternal(initializers, options.externalDataFile ?? `${graph.name}.onnx.data`);
+  }
+
+  const model = onnx.ModelProto.create({
+    irVersion: IR_VERSION,
+    opsetImport: [{ domain: '', version: OPSET }],
+    producerName: 'pt-recipe',
+    producerVersion: options.producerVersion ?? '',
+    docString: options.docString ?? '',
+    graph: {
+      name: graph.name,
+      node: nodes,
+      input: inputs.map((v) => valueInfo(v.inputName!, v.dtype, v.shape)),
+      output: graph.outputs.map((o) => valueInfo(o.name, o.value.dtype, o.value.shape)),
+      initializer: [...constantProtos, ...initializers],
+    },
+  });
+  return { bytes: onnx.ModelProto.encode(model).finish(), externalData, nodeCount: nodes.length };
+}
+
+function lowerNode(ctx: LoweringContext, node: Node): void {
+  try {
+    lookupOp(node.op).lower(ctx, node);
+  } catch (e) {
+    throw new IrError(`lowering ${node.op}${node.scope ? ` (in ${node.scope})` : ''} to ONNX: ${(e as Error).message}`);
+  }
+}
+
+function attribute(name: string, a: OnnxAttr): InstanceType<typeof onnx.AttributeProto> {
+  const T = onnx.AttributeProto.AttributeType;
+  if ('i' in a) return onnx.AttributeProto.create({ name, type: T.INT, i: a.i });
+  if ('f' in a) return onnx.AttributeProto.create({ name, type: T.FLOAT, f: a.f });
+  if ('s' in a) return onnx.AttributeProto.create({ name, type: T.STRING, s: new TextEncoder().encode(a.s) });
+  if ('ints' in a) return onnx.AttributeProto.create({ name, type: T.INTS, ints: [...a.ints] });
+  if ('floats' in a) return onnx.AttributeProto.create({ name, type: T.FLOATS, floats: [...a.floats] });
+  return onnx.AttributeProto.create({ name, type: T.TENSOR, t: tensorProto('', a.t) });
+}
+
+function initializerProto(v: Value, data: Float32Array | BigInt64Array): InstanceType<typeof onnx.TensorProto> {
+  const expected = v.shape.reduce((a, b) => a * b, 1);
+  if (data.length !== expected) throw new IrError(`initializer ${v.inputName} has ${data.length} values, its shape [${v.shape.join(', ')}] needs ${expected}`);
+  const bytes = data instanceof Float32Array ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : rawBytes('i64', Array.from(data, Number));
+  return onnx.TensorProto.create({ name: v.inputName!, dims: [...v.shape], dataType: v.dtype === 'f32' ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64, rawData: bytes.slice() });
+}
+
+/** Moves initializer data into one external file, 64-byte aligned as onnx's own writer does. */
+function moveToExternal(initializers: InstanceType<typeof onnx.TensorProto>[], file: string): Uint8Array {
+  const align = (n: number): number => Math.ceil(n / 64) * 64;
+  let size = 0;
+  for (const t of initializers) size = align(size) + (t.rawData?.length ?? 0);
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const t of initializers) {
+    offset = align(offset);
+    const raw = t.rawData ?? new Uint8Array(0);
+    out.set(raw, offset);
+    t.externalData = [
+      { key: 'location', value: file },
+      { key: 'offset', value: String(offset) },
+      { key: 'length', value: String(raw.length) },
+    ];
+    t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+    (t as { rawData: Uint8Array | null }).rawData = null;
+    offset += raw.length;
+  }
+  return out;
+}

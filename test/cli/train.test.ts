@@ -1,0 +1,96 @@
+/**
+ * The training commands end to end, as a user runs them: `ptr compile`,
+ * `ptr ir`, `ptr gradcheck`, `ptr run` (with --resume and --device cuda on a
+ * CPU-only install) and `ptr sample`, each spawning the compiled CLI on a
+ * copy of the tiny fixtures.
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const BIN = resolve('bin/ptr.js');
+let dir = '';
+
+function ptr(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ptr-cli-train-'));
+  cpSync(resolve('test/fixtures/train'), dir, { recursive: true });
+});
+
+describe('ptr compile and ptr ir', () => {
+  it('writes the three models and the manifest, byte-identical on a second compile', () => {
+    const a = ptr('compile', 'tiny.pt-recipe', '-o', 'a');
+    expect(a.code, a.stderr).toBe(0);
+    expect(a.stdout).toMatch(/^train_step +\d+ IR nodes → +\d+ after cse \d+, const-fold \d+, cse \d+, dce \d+$/m);
+    expect(a.stdout).toMatch(/compiled stage pretrain \(7,456 parameters\) to a\/ in \d+ ms: train_step\.onnx, eval\.onnx, inference\.onnx, manifest\.json/);
+    expect(ptr('compile', 'tiny.pt-recipe', '-o', 'b').code).toBe(0);
+    const files = readdirSync(join(dir, 'a')).sort();
+    expect(files).toEqual(['eval.onnx', 'inference.onnx', 'manifest.json', 'train_step.onnx']);
+    for (const f of files) expect(readFileSync(join(dir, 'b', f)).equals(readFileSync(join(dir, 'a', f))), f).toBe(true);
+    const manifest = JSON.parse(readFileSync(join(dir, 'a', 'manifest.json'), 'utf8'));
+    expect(manifest.format).toBe('pt-recipe-manifest/1');
+    expect(manifest.feedback['new.lm.head.w']).toBe('lm.head.w');
+  });
+
+  it('prints the IR, and the optimised IR with fewer nodes', () => {
+    const raw = ptr('ir', 'tiny.pt-recipe', '--graph', 'eval');
+    const opt = ptr('ir', 'tiny.pt-recipe', '--graph', 'eval', '--optimized');
+    expect(raw.code).toBe(0);
+    expect(raw.stdout).toMatch(/^graph eval\(\n {4}%0 lm\.embed\.token\.table: f32\[19, 16\],/);
+    expect(raw.stdout).toMatch(/= cross_entropy\(/);
+    expect(opt.stdout.split('\n').length).toBeLessThan(raw.stdout.split('\n').length);
+  });
+
+  it('refuses a recipe with errors, printing its diagnostics', () => {
+    cpSync(join(dir, 'tiny.pt-recipe'), join(dir, 'broken.pt-recipe'));
+    const text = readFileSync(join(dir, 'tiny.pt-recipe'), 'utf8').replace('dim: 16', 'dim: 15');
+    require('node:fs').writeFileSync(join(dir, 'broken.pt-recipe'), text);
+    const r = ptr('compile', 'broken.pt-recipe', '-o', 'c');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/broken\.pt-recipe:\d+:\d+: error\[/);
+    expect(existsSync(join(dir, 'c'))).toBe(false);
+  });
+});
+
+describe('ptr gradcheck', () => {
+  it.each(['tiny.pt-recipe', 'llama.pt-recipe'])('%s: every parameter within tolerance of finite differences', (recipe) => {
+    const r = ptr('gradcheck', recipe, '--samples', '3');
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const rows = r.stdout.split('\n').filter((l) => /^(ok|FAIL)/.test(l));
+    expect(rows.length).toBeGreaterThan(10);
+    expect(rows.every((l) => l.startsWith('ok'))).toBe(true);
+    expect(r.stdout).toMatch(/worst relative error \d\.\d\de-\d+ \(tolerance 0\.0001\)/);
+  });
+});
+
+describe('ptr run and ptr sample', () => {
+  it('trains, resumes as a no-op when complete, and samples text that starts with the prompt', () => {
+    const run = ptr('run', 'tiny.pt-recipe', '--out', 'run1');
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/stage pretrain: steps 1–12 in [\d.]+ s, [\d,]+ tokens\/s; train loss [\d.]+ → [\d.]+ \(mean of last 12\), val loss [\d.]+ at step 12/);
+    expect(existsSync(join(dir, 'run1', 'checkpoints', 'pretrain', 'step-000012', 'model.safetensors'))).toBe(true);
+    const again = ptr('run', 'tiny.pt-recipe', '--out', 'run1', '--resume');
+    expect(again.stdout).toMatch(/stage pretrain: already complete at step 12/);
+    const sample = ptr('sample', 'tiny.pt-recipe', '--run', 'run1', '--prompt', 'the cat', '--tokens', '40', '--seed', '1');
+    expect(sample.code, sample.stderr).toBe(0);
+    const text = sample.stdout.replace(/\n$/, '');
+    expect(text.startsWith('the cat')).toBe(true);
+    expect([...text].length).toBe('the cat'.length + 40);
+    expect(ptr('sample', 'tiny.pt-recipe', '--run', 'run1', '--prompt', 'the cat', '--tokens', '40', '--seed', '1').stdout).toBe(sample.stdout);
+  });
+
+  it('fails clearly on --device cuda without the CUDA provider, and on a missing checkpoint', () => {
+    const cuda = ptr('run', 'tiny.pt-recipe', '--out', 'run2', '--device', 'cuda');
+    expect(cuda.code).toBe(1);
+    expect(cuda.stderr).toMatch(/--device cuda: this onnxruntime-node install has no CUDA execution provider .*npm run setup:cuda/);
+    const sample = ptr('sample', 'tiny.pt-recipe', '--run', 'nowhere');
+    expect(sample.code).toBe(1);
+    expect(sample.stderr).toMatch(/no checkpoint of stage pretrain in nowhere\/checkpoints; run 'ptr run tiny\.pt-recipe' first/);
+  });
+});
