@@ -10,7 +10,7 @@ import { stageLossProblem } from '../ir/lower/stage.js';
 import { makeTensor, type Tensor } from '../ir/tensor.js';
 import { TextCorpus } from '../runtime/data.js';
 import { initialParams } from '../runtime/init.js';
-import { runtimeTokenizer } from '../runtime/trainer.js';
+import { runtimeTokenizer } from '../runtime/datasets.js';
 import type { Io } from './io.js';
 import { checkedModule } from './pipeline.js';
 

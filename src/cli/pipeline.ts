@@ -6,8 +6,7 @@
 import { checkFiles, type ModuleInfo } from '../check/index.js';
 import { lowerTrainStage, type StageOptions, type TrainPlan } from '../ir/lower/stage.js';
 import { LoweringError } from '../ir/lower/values.js';
-import { TextCorpus } from '../runtime/data.js';
-import { runtimeTokenizer } from '../runtime/trainer.js';
+import { openStageData } from '../runtime/datasets.js';
 import { renderDiagnostics, summaryLine, tally, type Io } from './io.js';
 
 export class StageNotSupported extends Error {}
@@ -38,11 +37,9 @@ export function trainStagesInOrder(module: ModuleInfo): string[] {
   return order.filter((n) => module.stages.get(n)!.stageKind.name === 'train');
 }
 
-/** Steps for `epochs = N`: windows per epoch of the training split, times N, over the batch size. */
-const stepsForEpochs: NonNullable<StageOptions['stepsForEpochs']> = (dataset, epochs, batch) => {
-  const corpus = TextCorpus.fromFile(dataset.path, runtimeTokenizer(dataset.tokenizer), { block: dataset.seqLen!, split: dataset.split, seed: 0 });
-  return Math.max(1, Math.ceil((corpus.windowsPerEpoch * epochs) / batch));
-};
+/** Steps for `epochs = N`: examples per epoch of the training split, times N, over the batch size. */
+const stepsForEpochs: NonNullable<StageOptions['stepsForEpochs']> = (dataset, epochs, batch) =>
+  Math.max(1, Math.ceil((openStageData(dataset, 0).examplesPerEpoch * epochs) / batch));
 
 export function lowerStage(module: ModuleInfo, stage: string | null, options: StageOptions = {}): TrainPlan {
   try {

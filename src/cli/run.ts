@@ -44,8 +44,10 @@ export async function runRun(io: Io, file: string, options: RunCommandOptions, v
     const modelDir = join(runDir, stage, 'model');
     const compiled = compileStage(plan, file, version);
     writeCompiled(compiled, modelDir);
-    const params = plan.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
-    io.err(`stage ${stage}: ${params.toLocaleString('en-US')} parameters, ${plan.steps} steps of ${plan.batchSize} × ${plan.dataset.seqLen} tokens, ${compiled.manifest.graphs.train_step.nodes.onnx} ONNX nodes per step\n`);
+    const count = (ps: typeof plan.params): string => ps.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0).toLocaleString('en-US');
+    const frozen = plan.params.filter((p) => !p.trainable);
+    const params = `${count(plan.params.filter((p) => p.trainable))} trainable parameters${frozen.length ? ` (+${count(frozen)} frozen)` : ''}`;
+    io.err(`stage ${stage}: ${params}, ${plan.steps} steps of ${plan.batchSize} × ${plan.dataset.seqLen} tokens, ${compiled.manifest.graphs.train_step.nodes.onnx} ONNX nodes per step\n`);
     const result = await train(compiled.manifest, { modelDir, runDir, device: options.device ?? 'cpu', resume: options.resume ?? false, ...(options.threads ? { threads: options.threads } : {}) });
     io.out(summary(stage, result));
   }
@@ -96,7 +98,7 @@ export function deployOnnx(plan: TrainPlan, runDir: string, out: string, precisi
   if (precision !== 'fp32') return `deploy ${plan.model} @ ${plan.stage}: precision ${precision} is not implemented yet; skipped\n`;
   const dir = latestCheckpointDir(runDir, plan.stage);
   if (!dir) return `deploy ${plan.model} @ ${plan.stage}: no checkpoint in ${runDir}; run the stage first\n`;
-  const ck = loadCheckpoint(dir, plan.params, null);
+  const ck = loadCheckpoint(dir, plan.params.filter((p) => p.model === plan.model), null);
   const { graph } = optimize(plan.graphs.inference);
   const model = emitModel(graph, { initializers: ck.params, externalDataFile: 'model.onnx.data', docString: `${plan.model} @ ${plan.stage}` });
   mkdirSync(out, { recursive: true });

@@ -9,7 +9,7 @@ import { optimize } from '../ir/passes/index.js';
 import { latestCheckpointDir, loadCheckpoint } from '../runtime/checkpoint.js';
 import { createSession, ort, type OrtTensor } from '../runtime/ort.js';
 import { Prng } from '../runtime/prng.js';
-import { runtimeTokenizer } from '../runtime/trainer.js';
+import { runtimeTokenizer } from '../runtime/datasets.js';
 import { emitModel } from '../../targets/onnx/emit.js';
 import type { Io } from './io.js';
 import { checkedModule, lowerStage } from './pipeline.js';
@@ -34,7 +34,7 @@ export async function runSample(io: Io, file: string, options: SampleCommandOpti
     io.err(`no checkpoint of stage ${plan.stage} in ${runDir}/checkpoints; run 'ptr run ${file}' first\n`);
     return 1;
   }
-  const ck = loadCheckpoint(dir, plan.params, null);
+  const ck = loadCheckpoint(dir, plan.params.filter((p) => p.model === plan.model), null);
   const model = emitModel(optimize(plan.graphs.inference).graph, { initializers: ck.params });
   const session = await createSession(model.bytes);
   const tok = runtimeTokenizer(plan.dataset.tokenizer);

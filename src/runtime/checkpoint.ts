@@ -115,3 +115,24 @@ function expectShape(file: string, name: string, t: StTensor, shape: readonly nu
     throw new CheckpointError(`${file}: '${name}' has shape [${t.shape.join(', ')}] but the recipe's model needs [${shape.join(', ')}]`);
   }
 }
+
+/** Reads one tensor of a stage's final checkpoint in `runDir`; for parameters that start from another stage. */
+export function checkpointTensorLoader(runDir: string): (model: string, stage: string, name: string, shape: readonly number[]) => Float32Array {
+  const cache = new Map<string, Map<string, StTensor>>();
+  return (model, stage, name, shape) => {
+    let tensors = cache.get(stage);
+    if (!tensors) {
+      const dir = latestCheckpointDir(runDir, stage);
+      if (!dir) throw new CheckpointError(`model ${model} starts from stage ${stage}'s checkpoint, but ${stageCheckpointDir(runDir, stage)} has none; run stage ${stage} first`);
+      const trainer = JSON.parse(readFileSync(join(dir, 'trainer.json'), 'utf8')) as TrainerState;
+      if (!trainer.complete) throw new CheckpointError(`model ${model} starts from stage ${stage}, which stopped at step ${trainer.step} of ${trainer.steps}; finish it first (ptr run --resume)`);
+      tensors = readSafetensors(join(dir, 'model.safetensors')).tensors;
+      cache.set(stage, tensors);
+    }
+    const file = join(latestCheckpointDir(runDir, stage)!, 'model.safetensors');
+    const t = tensors.get(name);
+    if (!t) throw new CheckpointError(`${file}: has no tensor '${name}', which model ${model} needs`);
+    expectShape(file, name, t, shape);
+    return t.data as Float32Array;
+  };
+}

@@ -6,7 +6,10 @@
 import type { PlannedParam } from '../ir/lower/stage.js';
 import { Prng } from './prng.js';
 
-export function initialParams(params: readonly PlannedParam[], seed: number): Map<string, Float32Array> {
+/** Reads a tensor of a stage's checkpoint: (model, stage, name, expected shape). */
+export type CheckpointTensors = (model: string, stage: string, name: string, shape: readonly number[]) => Float32Array;
+
+export function initialParams(params: readonly PlannedParam[], seed: number, fromCheckpoint?: CheckpointTensors): Map<string, Float32Array> {
   const prng = new Prng(seed);
   const out = new Map<string, Float32Array>();
   for (const p of params) {
@@ -24,6 +27,10 @@ export function initialParams(params: readonly PlannedParam[], seed: number): Ma
         data.fill(1);
         break;
       case 'zeros':
+        break;
+      case 'checkpoint':
+        if (!fromCheckpoint) throw new Error(`${p.input} starts from stage ${init.stage}'s checkpoint; no run folder to read it from`);
+        data.set(fromCheckpoint(init.model, init.stage, init.name, p.shape));
         break;
       case 'copy': {
         const src = out.get(init.from);

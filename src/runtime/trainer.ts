@@ -7,14 +7,12 @@
  */
 import { join } from 'node:path';
 import type { Manifest } from '../../targets/onnx/compile.js';
-import type { DatasetSpec } from '../ir/lower/values.js';
-import { latestCheckpointDir, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
-import { TextCorpus } from './data.js';
+import { checkpointTensorLoader, latestCheckpointDir, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { openStageData } from './datasets.js';
 import { initialParams } from './init.js';
 import { filterMetrics, MetricsWriter } from './metrics.js';
 import { createSession, ort, type Device, type OrtSession, type OrtTensor } from './ort.js';
 import { createProgress } from './progress.js';
-import { bytes, chars, type Tokenizer } from './tokenizer.js';
 
 export interface TrainOptions {
   /** Folder holding the compiled models (manifest.json's files). */
@@ -49,17 +47,6 @@ export interface TrainResult {
 /** The loss became NaN or infinite: the run stops, the last good checkpoint stays. */
 export class DivergedError extends Error {}
 
-export function runtimeTokenizer(spec: DatasetSpec['tokenizer']): Tokenizer {
-  if (spec.kind === 'chars') return chars(spec.alphabet!, spec.specials);
-  if (spec.kind === 'bytes') return bytes(spec.specials);
-  throw new Error(`the ${spec.kind} tokenizer is not supported by the runtime yet`);
-}
-
-export function openCorpus(ds: DatasetSpec, seed: number): TextCorpus {
-  if (ds.format !== 'text') throw new Error(`dataset ${ds.name}: the runtime trains on text corpora only in this version (format ${ds.format})`);
-  return TextCorpus.fromFile(ds.path, runtimeTokenizer(ds.tokenizer), { block: ds.seqLen!, split: ds.split, seed });
-}
-
 function floatTensor(data: Float32Array, shape: readonly number[]): OrtTensor {
   return new ort.Tensor('float32', data, [...shape]);
 }
@@ -81,23 +68,24 @@ export async function train(manifest: Manifest, options: TrainOptions): Promise<
 }
 
 async function loop(manifest: Manifest, options: TrainOptions, session: OrtSession, evalSession: OrtSession | null): Promise<TrainResult> {
-  const corpus = openCorpus(manifest.dataset, manifest.seed);
-  const evalCorpus = manifest.evalDataset ? openCorpus(manifest.evalDataset, manifest.seed) : null;
+  const data = openStageData(manifest.dataset, manifest.seed);
+  const evalData = manifest.evalDataset ? openStageData(manifest.evalDataset, manifest.seed) : null;
   const B = manifest.batchSize;
   const T = manifest.dataset.seqLen!;
+  // Only the trained model's parameters are checkpointed; frozen models come from their own stages' checkpoints.
+  const trained = manifest.params.filter((p) => p.model === manifest.model);
 
   // Parameters and optimizer state: from the latest checkpoint when resuming, else fresh.
-  let params: Map<string, Float32Array>;
+  const params = initialParams(manifest.params, manifest.seed, checkpointTensorLoader(options.runDir));
   let state = new Map<string, Float32Array>();
   let start = 0;
   const previous = options.resume ? latestCheckpointDir(options.runDir, manifest.stage) : null;
   if (previous) {
-    const ck = loadCheckpoint(previous, manifest.params, manifest.state);
-    params = ck.params;
+    const ck = loadCheckpoint(previous, trained, manifest.state);
+    for (const [k, v] of ck.params) params.set(k, v);
     state = ck.state;
     start = ck.trainer.step;
   } else {
-    params = initialParams(manifest.params, manifest.seed);
     for (const s of manifest.state) state.set(s.input, new Float32Array(s.shape.reduce((a, b) => a * b, 1)));
   }
 
@@ -122,21 +110,21 @@ async function loop(manifest: Manifest, options: TrainOptions, session: OrtSessi
 
   const snapshot = (step: number, complete: boolean): string => {
     const values = new Map<string, Float32Array>();
-    for (const p of manifest.params) values.set(p.input, feeds[p.input]!.data as Float32Array);
+    for (const p of trained) values.set(p.input, feeds[p.input]!.data as Float32Array);
     const stateValues = new Map<string, Float32Array>();
     for (const s of manifest.state) stateValues.set(s.input, feeds[s.input]!.data as Float32Array);
     const trainer: TrainerState = { stage: manifest.stage, step, steps: manifest.steps, seed: manifest.seed, rng: { scheme: 'seed-and-step', seed: manifest.seed }, complete };
-    return saveCheckpoint(options.runDir, trainer, manifest.params, values, manifest.state, stateValues);
+    return saveCheckpoint(options.runDir, trainer, trained, values, manifest.state, stateValues);
   };
 
   const evaluate = async (step: number): Promise<void> => {
-    if (!evalSession || !evalCorpus) return;
-    const batches = evalCorpus.valBatches(B).filter((b) => b.length === B * T);
-    if (batches.length === 0) throw new Error(`dataset ${manifest.evalDataset!.name}: the val split holds fewer than ${B} windows of ${T} tokens, one eval batch`);
+    if (!evalSession || !evalData) return;
+    const batches = evalData.valBatches(B);
+    if (batches.length === 0) throw new Error(`dataset ${manifest.evalDataset!.name}: the val split holds less than one batch of ${B}`);
     let sum = 0;
-    for (const tokens of batches) {
-      const evalFeeds: Record<string, OrtTensor> = { 'batch.tokens': new ort.Tensor('int64', tokens, [B, T]) };
-      for (const name of evalInputs) if (feeds[name]) evalFeeds[name] = feeds[name]!;
+    for (const batch of batches) {
+      const evalFeeds: Record<string, OrtTensor> = {};
+      for (const name of evalInputs) evalFeeds[name] = batch[name] ?? feeds[name]!;
       const out = await evalSession.run(evalFeeds);
       sum += Number((out['loss']!.data as Float32Array)[0]);
     }
@@ -148,7 +136,7 @@ async function loop(manifest: Manifest, options: TrainOptions, session: OrtSessi
 
   try {
     for (let step = start + 1; step <= last; step++) {
-      feeds['batch.tokens'] = new ort.Tensor('int64', corpus.trainBatch(step - 1, B), [B, T]);
+      Object.assign(feeds, data.trainBatch(step - 1, B * manifest.gradAccum));
       feeds['step'] = int64Scalar(step);
       feeds['seed'] = int64Scalar(manifest.seed * 1000003 + step);
       const t0 = performance.now();
@@ -164,7 +152,7 @@ async function loop(manifest: Manifest, options: TrainOptions, session: OrtSessi
       for (const [output, input] of Object.entries(manifest.feedback)) feeds[input] = out[output]!;
       losses.push(loss);
       const elapsed = (performance.now() - began) / 1000;
-      const tokensPerSec = ((step - start) * B * T) / elapsed;
+      const tokensPerSec = ((step - start) * B * manifest.gradAccum * T) / elapsed;
       metrics.write({
         stage: manifest.stage,
         step,
@@ -187,7 +175,7 @@ async function loop(manifest: Manifest, options: TrainOptions, session: OrtSessi
     lastStep: last,
     losses,
     evals,
-    tokensPerSec: ran > 0 ? (ran * B * T) / totalSeconds : 0,
+    tokensPerSec: ran > 0 ? (ran * B * manifest.gradAccum * T) / totalSeconds : 0,
     runSeconds,
     totalSeconds,
     checkpoint: lastCheckpoint,

@@ -100,3 +100,16 @@ describe('training loop', () => {
     expect(existsSync(join(latestCheckpointDir(runDir, 'pretrain')!, 'model.safetensors'))).toBe(true);
   });
 });
+
+describe('gradient accumulation', () => {
+  it('two micro-batches of 2 train like one batch of 4 (same examples, same updates)', async () => {
+    const whole = compileFixture();
+    const split = compileFixture((t) => t.replace('batch     = 4', 'batch     = 2\n  grad_accum = 2'));
+    expect(split.manifest.gradAccum).toBe(2);
+    expect(split.manifest.graphs.train_step.inputs.find((i) => i.name === 'batch.tokens')!.shape).toEqual([4, 16]);
+    const a = await train(whole.manifest, { modelDir: whole.modelDir, runDir: join(whole.root, 'run'), progress: null });
+    const b = await train(split.manifest, { modelDir: split.modelDir, runDir: join(split.root, 'run'), progress: null });
+    expect(b.losses).toHaveLength(12);
+    b.losses.forEach((loss, i) => expect(Math.abs(loss - a.losses[i]!), `step ${i + 1}`).toBeLessThan(1e-5));
+  });
+});

@@ -146,7 +146,10 @@ export class Lowerer {
     const left = this.eval(leftExpr, env);
     if (op === '@' && (left.k === 'model' || left.k === 'template') && rightExpr.kind === 'NameExpr') {
       if (left.k !== 'model') throw new LoweringError('a checkpoint needs a declared model');
-      return { k: 'model', m: { ...left.m, checkpoint: rightExpr.name } };
+      // A model at a checkpoint is a copy with its own parameters (`policy@sft.…`), loaded from that stage.
+      const stage = rightExpr.name;
+      const m = copyModel(left.m, left.m.path, `${left.m.owner}@${stage}`, { model: left.m.owner, stage });
+      return { k: 'model', m: { ...m, checkpoint: stage } };
     }
     if (op === '&&') return { k: 'bool', b: asBool(left, '&&') && asBool(this.eval(rightExpr, env), '&&') };
     if (op === '||') return { k: 'bool', b: asBool(left, '||') || asBool(this.eval(rightExpr, env), '||') };
@@ -552,15 +555,21 @@ export class Lowerer {
   }
 }
 
-/** A model used as a member of another (`embed = base.embed`): new names, weights copied from the source. */
-function copyModel(src: ModelNode, path: string, owner: string): ModelNode {
+/**
+ * A copy of a model with new parameter names: a model used as a member of
+ * another (`embed = base.embed`), or a model at a checkpoint (`policy @ sft`).
+ * Weights come from `checkpoint` when given, else from where the source's come from.
+ */
+function copyModel(src: ModelNode, path: string, owner: string, checkpoint: { model: string; stage: string } | null = null): ModelNode {
   const members = new Map<string, Member>();
+  const init = (p: ParamInfo): Init =>
+    p.init.kind === 'checkpoint' ? p.init : checkpoint ? { kind: 'checkpoint', model: checkpoint.model, stage: checkpoint.stage, name: p.name } : { kind: 'copy', from: p };
   for (const [k, m] of src.members) {
-    if (m.k === 'param') members.set(k, { k: 'param', p: { ...m.p, name: joinPath(path, k), owner, init: { kind: 'copy', from: m.p } } });
-    else if (m.k === 'model') members.set(k, { k: 'model', m: copyModel(m.m, joinPath(path, k), owner) });
+    if (m.k === 'param') members.set(k, { k: 'param', p: { ...m.p, name: joinPath(path, k), owner, init: init(m.p) } });
+    else if (m.k === 'model') members.set(k, { k: 'model', m: copyModel(m.m, joinPath(path, k), owner, checkpoint) });
     else members.set(k, m);
   }
-  const copies = src.copies.map((c, i) => copyModel(c, joinPath(path, String(i)), owner));
+  const copies = src.copies.map((c, i) => copyModel(c, joinPath(path, String(i)), owner, checkpoint));
   return { ...src, path, owner, members, copies, frozen: false };
 }
 

@@ -18,8 +18,10 @@ export type Init =
   | { readonly kind: 'uniform'; readonly bound: number }
   | { readonly kind: 'zeros' }
   | { readonly kind: 'ones' }
-  /** Starts from another model's parameter (a head built on `base.blocks`). */
-  | { readonly kind: 'copy'; readonly from: ParamInfo };
+  /** Starts from another model's initial value (a head built on a model with no checkpoint). */
+  | { readonly kind: 'copy'; readonly from: ParamInfo }
+  /** Starts from a stage's final checkpoint of a model (`policy @ sft`, or the stage a model was last trained in). */
+  | { readonly kind: 'checkpoint'; readonly model: string; readonly stage: string; readonly name: string };
 
 export interface ParamInfo {
   /** Relative to its recipe-level model: `blocks.0.attn.qkv.w`. */

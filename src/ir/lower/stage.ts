@@ -26,8 +26,35 @@ export interface PlannedParam {
   readonly init: Exclude<Init, { kind: 'copy' }> | { readonly kind: 'copy'; readonly from: string };
   readonly trainable: boolean;
   readonly decay: boolean;
-  /** The stage whose checkpoint supplies this model's weights, if any. */
-  readonly checkpoint: string | null;
+}
+
+function planParam(p: ParamInfo, trainable: boolean, continueFrom: string | null): PlannedParam {
+  let init: PlannedParam['init'] = p.init.kind === 'copy' ? { kind: 'copy', from: `${p.init.from.owner}.${p.init.from.name}` } : p.init;
+  if (trainable && continueFrom) init = { kind: 'checkpoint', model: p.owner, stage: continueFrom, name: p.name };
+  return { input: `${p.owner}.${p.name}`, model: p.owner, name: p.name, dtype: p.dtype, shape: p.shape, init, trainable, decay: false };
+}
+
+/**
+ * The nearest stage before `decl` (through `after`, breadth first) that trained
+ * `model`: where the model's weights come from. The checker has already ruled out
+ * two equally near candidates.
+ */
+function previousTrainingStage(module: ModuleInfo, decl: StageDecl, model: string): string | null {
+  const seen = new Set<string>();
+  let frontier = decl.after.map((a) => a.name);
+  while (frontier.length) {
+    const next: string[] = [];
+    for (const name of frontier) {
+      if (seen.has(name)) continue;
+      seen.add(name);
+      const s = module.stages.get(name);
+      if (!s) continue;
+      if (s.target.kind === 'NameExpr' && s.target.name === model) return name;
+      next.push(...s.after.map((a) => a.name));
+    }
+    frontier = next;
+  }
+  return null;
 }
 
 export interface StatePlan {
@@ -47,7 +74,9 @@ export interface BatchField {
 export interface TrainPlan {
   readonly stage: string;
   readonly model: string;
+  /** Examples per micro-batch; a step reads batchSize × gradAccum examples. */
   readonly batchSize: number;
+  readonly gradAccum: number;
   readonly steps: number;
   readonly seed: number;
   readonly dataset: DatasetSpec;
@@ -134,7 +163,8 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   const batchSize = options.batchSize ?? asInt(ctx.value(probe, 'batch') ?? { k: 'int', n: 8 }, 'batch');
   const epochs = ctx.value(probe, 'epochs');
   let steps = asInt(ctx.value(probe, 'steps') ?? { k: 'int', n: 1000 }, 'steps');
-  if (epochs && options.stepsForEpochs) steps = options.stepsForEpochs(dataset, asInt(epochs, 'epochs'), batchSize);
+  const gradAccum = asInt(ctx.value(probe, 'grad_accum') ?? { k: 'int', n: 1 }, 'grad_accum');
+  if (epochs && options.stepsForEpochs) steps = options.stepsForEpochs(dataset, asInt(epochs, 'epochs'), batchSize * gradAccum);
   if (options.steps) steps = options.steps;
   const seed = asInt(ctx.value(probe, 'seed') ?? { k: 'int', n: 0 }, 'seed');
   const optimizer = optimizerSpec(ctx.value(probe, 'optimizer'));
@@ -153,20 +183,21 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   const seqLen = dataset.seqLen;
   if (seqLen === null) throw new LoweringError(`dataset ${dataset.name}: set max_len so that batches have a fixed length`);
 
+  // The trained model continues from the stage that last trained it (`after`), unless it names a checkpoint.
+  const continueFrom = model.checkpoint === null ? previousTrainingStage(module, decl, model.owner) : null;
+
   // ---- train step
   const tb = new GraphBuilder('train_step');
-  const planned = new Map<ParamInfo, PlannedParam>();
-  const inputs = new Map<ParamInfo, Value>();
+  // Keyed by input name: two evaluations of `policy @ sft` are the same parameters.
+  const planned = new Map<string, PlannedParam>();
+  const inputs = new Map<string, Value>();
   const paramSource = (builder: GraphBuilder, trainable: Set<ParamInfo>) => (p: ParamInfo): Value => {
-    let v = inputs.get(p);
+    const input = `${p.owner}.${p.name}`;
+    let v = inputs.get(input);
     if (!v) {
-      const input = `${p.owner}.${p.name}`;
       v = builder.input(input, p.dtype, p.shape);
-      inputs.set(p, v);
-      if (!planned.has(p)) {
-        const init = p.init.kind === 'copy' ? { kind: 'copy' as const, from: `${p.init.from.owner}.${p.init.from.name}` } : p.init;
-        planned.set(p, { input, model: p.owner, name: p.name, dtype: p.dtype, shape: p.shape, init, trainable: trainable.has(p), decay: false, checkpoint: null });
-      }
+      inputs.set(input, v);
+      if (!planned.has(input)) planned.set(input, planParam(p, trainable.has(p), continueFrom));
     }
     return v;
   };
@@ -176,16 +207,34 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   for (const p of modelParams(model)) tlw.params(p);
   const step = tb.input('step', 'i64', []);
   tlw.seed = tb.input('seed', 'i64', []);
-  const batch = batchInputs(tb, dataset, batchSize, seqLen);
-  const loss = lowerLoss(tlw, ctx, batch.record);
-  const wrt = [...trainable].map((p) => inputs.get(p)!);
-  const grads = gradients(tb, loss, wrt);
+  // With gradient accumulation the step reads gradAccum micro-batches at once and
+  // averages their gradients: forward and backward of one micro-batch finish before
+  // the next begins, so activations are those of one micro-batch.
+  const batch = batchInputs(tb, dataset, batchSize * gradAccum, seqLen);
+  const valueOf = (p: ParamInfo): Value => inputs.get(`${p.owner}.${p.name}`)!;
+  const wrt = [...trainable].map(valueOf);
+  let loss: Value | null = null;
+  const grads = new Map<Value, Value>();
+  for (let i = 0; i < gradAccum; i++) {
+    const micro = gradAccum === 1 ? batch.record : microBatch(tb, batch.record, i * batchSize, batchSize);
+    const microLoss = gradAccum === 1 ? lowerLoss(tlw, ctx, micro) : tb.scoped(`micro${i}`, () => lowerLoss(tlw, ctx, micro));
+    for (const [p, g] of gradients(tb, microLoss, wrt)) {
+      const prev = grads.get(p);
+      grads.set(p, prev ? tb.add(prev, g) : g);
+    }
+    loss = loss ? tb.add(loss, microLoss) : microLoss;
+  }
+  if (gradAccum > 1) {
+    const scale = tb.scalar(1 / gradAccum);
+    for (const [p, g] of grads) grads.set(p, tb.mul(g, scale));
+    loss = tb.mul(loss!, scale);
+  }
   const matrices = matmulOperands(tb.build());
   const trainableList = [...trainable].map((p) => ({
     name: `${p.owner}.${p.name}`,
-    value: inputs.get(p)!,
-    grad: grads.get(inputs.get(p)!) ?? tb.full(p.shape, 0),
-    decay: matrices.has(inputs.get(p)!),
+    value: valueOf(p),
+    grad: grads.get(valueOf(p)) ?? tb.full(p.shape, 0),
+    decay: matrices.has(valueOf(p)),
   }));
   const slots = stateSlots(optimizer);
   const state: StatePlan[] = [];
@@ -198,7 +247,7 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   );
   const stepF = tb.cast(step, 'f32');
   const update = applyOptimizer(tb, optimizer, schedule, trainableList, stateInputs, stepF);
-  tb.output('loss', loss);
+  tb.output('loss', loss!);
   tb.output('grad_norm', update.gradNorm);
   tb.output('lr', update.lr);
   const feedback: Record<string, string> = {};
@@ -210,8 +259,8 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
       feedback[`new.opt.${slot}.${p.name}`] = `opt.${slot}.${p.name}`;
     });
   });
-  const decayed = new Set(trainableList.filter((p) => p.decay).map((p) => p.value));
-  const params = [...planned.entries()].map(([p, plan]) => ({ ...plan, decay: decayed.has(inputs.get(p)!), checkpoint: p.owner === model.owner ? model.checkpoint : null }));
+  const decayed = new Set(trainableList.filter((p) => p.decay).map((p) => p.name));
+  const params = [...planned.values()].map((plan) => ({ ...plan, decay: decayed.has(plan.input) }));
 
   // ---- eval: the same loss, no dropout, no update
   let evalGraph: Graph | null = null;
@@ -239,6 +288,7 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
     stage: decl.name.name,
     model: model.owner,
     batchSize,
+    gradAccum,
     steps,
     seed,
     dataset,
@@ -265,6 +315,14 @@ function lowerLoss(lw: Lowerer, ctx: StageContext, batch: LV): Value {
 }
 
 /** Graph inputs for one batch of a dataset, and the `batch` record the loss reads. */
+/** Rows [start, start + rows) of every field of a batch. */
+function microBatch(b: GraphBuilder, batch: LV, start: number, rows: number): LV {
+  if (batch.k !== 'record') throw new LoweringError('expected a batch record');
+  const fields = new Map<string, LV>();
+  for (const [name, v] of batch.fields) fields.set(name, v.k === 'tensor' ? { k: 'tensor', v: b.slice(v.v, [start], [start + rows], [0]) } : v);
+  return { k: 'record', name: batch.name, fields };
+}
+
 function batchInputs(b: GraphBuilder, ds: DatasetSpec, batchSize: number, seqLen: number): { record: LV; fields: BatchField[] } {
   const fields: BatchField[] = [];
   const record = new Map<string, LV>();

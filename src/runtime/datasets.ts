@@ -1,0 +1,52 @@
+/**
+ * One view over the data a train stage reads, whatever its format: batch
+ * `step` as ORT tensors named like the train graph's batch inputs
+ * (`batch.tokens`, `batch.loss_mask`, …), and the fixed validation batches.
+ */
+import type { DatasetSpec } from '../ir/lower/values.js';
+import { JsonlDataset, TextCorpus, type JsonlFormat } from './data.js';
+import { ort, type OrtTensor } from './ort.js';
+import { bytes, chars, type Tokenizer } from './tokenizer.js';
+
+export interface StageData {
+  /** Examples in one epoch of the training split. */
+  readonly examplesPerEpoch: number;
+  trainBatch(step: number, batchSize: number): Record<string, OrtTensor>;
+  /** Full validation batches only (the graphs have a fixed batch size). */
+  valBatches(batchSize: number): Record<string, OrtTensor>[];
+}
+
+export function runtimeTokenizer(spec: DatasetSpec['tokenizer']): Tokenizer {
+  if (spec.kind === 'chars') return chars(spec.alphabet!, spec.specials);
+  if (spec.kind === 'bytes') return bytes(spec.specials);
+  throw new Error(`the ${spec.kind} tokenizer is not supported by the runtime yet`);
+}
+
+export function openStageData(ds: DatasetSpec, seed: number): StageData {
+  const tok = runtimeTokenizer(ds.tokenizer);
+  if (ds.format === 'text') {
+    const corpus = TextCorpus.fromFile(ds.path, tok, { block: ds.seqLen!, split: ds.split, seed });
+    const T = corpus.block;
+    const tokens = (data: BigInt64Array, rows: number): Record<string, OrtTensor> => ({ 'batch.tokens': new ort.Tensor('int64', data, [rows, T]) });
+    return {
+      examplesPerEpoch: corpus.windowsPerEpoch,
+      trainBatch: (step, B) => tokens(corpus.trainBatch(step, B), B),
+      valBatches: (B) => (corpus.valTokens === 0 ? [] : corpus.valBatches(B).filter((b) => b.length === B * T).map((b) => tokens(b, B))),
+    };
+  }
+  if (ds.format === 'prompts') throw new Error(`dataset ${ds.name}: a prompts-only view cannot be trained on`);
+  const data = JsonlDataset.fromFile(ds.path, ds.format as JsonlFormat, tok, { ...(ds.seqLen ? { maxLen: ds.seqLen } : {}), split: ds.split, seed });
+  const convert = (batch: ReturnType<JsonlDataset['trainBatch']>): Record<string, OrtTensor> => {
+    const out: Record<string, OrtTensor> = {};
+    for (const [field, f] of batch) {
+      if (f.dtype === 'i64') out[`batch.${field}`] = new ort.Tensor('int64', f.data, f.shape);
+      else if (f.dtype === 'f32') out[`batch.${field}`] = new ort.Tensor('float32', f.data, f.shape);
+    }
+    return out;
+  };
+  return {
+    examplesPerEpoch: data.trainRows,
+    trainBatch: (step, B) => convert(data.trainBatch(step, B)),
+    valBatches: (B) => (data.valRows === 0 ? [] : data.valBatches(B).filter((b) => [...b.values()][0]!.shape[0] === B).map(convert)),
+  };
+}
