@@ -22,7 +22,18 @@ export function runtimeTokenizer(spec: DatasetSpec['tokenizer']): Tokenizer {
   throw new Error(`the ${spec.kind} tokenizer is not supported by the runtime yet`);
 }
 
+/** Data that cannot be read or batched; the message names the file (and line) and what was expected. */
+export class DataError extends Error {}
+
 export function openStageData(ds: DatasetSpec, seed: number): StageData {
+  try {
+    return open(ds, seed);
+  } catch (e) {
+    throw new DataError(`dataset ${ds.name}: ${(e as Error).message}`);
+  }
+}
+
+function open(ds: DatasetSpec, seed: number): StageData {
   const tok = runtimeTokenizer(ds.tokenizer);
   if (ds.format === 'text') {
     const corpus = TextCorpus.fromFile(ds.path, tok, { block: ds.seqLen!, split: ds.split, seed });

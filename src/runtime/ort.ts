@@ -16,12 +16,16 @@ export { ort };
 
 export class DeviceError extends Error {}
 
-/** A session for a model (bytes or a path), on the requested device. */
-export async function createSession(model: Uint8Array | string, device: Device = 'cpu', threads?: number): Promise<OrtSession> {
+/** A session for a model (bytes or a path), on the requested device. `idleOften`: mostly idle (no spinning threads). */
+export async function createSession(model: Uint8Array | string, device: Device = 'cpu', threads?: number, idleOften = false): Promise<OrtSession> {
   const options: Parameters<typeof ort.InferenceSession.create>[1] = {
     executionProviders: device === 'cuda' ? ['cuda'] : ['cpu'],
     graphOptimizationLevel: 'all',
+    enableMemPattern: false,
     ...(threads ? { intraOpNumThreads: threads } : {}),
+    // ORT's worker threads spin after each run; a session that sits idle between
+    // uses (eval beside training) would take CPU from the one that is working.
+    ...(idleOften ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
   };
   if (device === 'cuda') requireCuda();
   try {

@@ -58,7 +58,7 @@ function int64Scalar(v: number): OrtTensor {
 export async function train(manifest: Manifest, options: TrainOptions): Promise<TrainResult> {
   const device = options.device ?? 'cpu';
   const session = await createSession(join(options.modelDir, manifest.graphs.train_step.file), device, options.threads);
-  const evalSession = manifest.graphs.eval ? await createSession(join(options.modelDir, manifest.graphs.eval.file), device, options.threads) : null;
+  const evalSession = manifest.graphs.eval ? await createSession(join(options.modelDir, manifest.graphs.eval.file), device, options.threads, true) : null;
   try {
     return await loop(manifest, options, session, evalSession);
   } finally {
