@@ -10,6 +10,7 @@ import { optimize } from '../ir/passes/index.js';
 import { writeFileAtomic, writeJsonAtomic } from '../runtime/atomic.js';
 import { compilePlan, type Compiled } from '../../targets/onnx/compile.js';
 import type { TrainPlan } from '../ir/lower/stage.js';
+import { initialParams } from '../runtime/init.js';
 import type { Io } from './io.js';
 import { checkedModule, lowerStage } from './pipeline.js';
 
@@ -26,8 +27,15 @@ export function writeCompiled(compiled: Compiled, dir: string): void {
   writeJsonAtomic(join(dir, 'manifest.json'), compiled.manifest);
 }
 
-export function compileStage(plan: TrainPlan, recipe: string, version: string): Compiled {
-  return compilePlan(plan, recipe, version);
+export function compileStage(plan: TrainPlan, recipe: string, version: string, inferenceWeights?: ReadonlyMap<string, Float32Array>): Compiled {
+  return compilePlan(plan, recipe, { producerVersion: version, ...(inferenceWeights ? { inferenceWeights } : {}) });
+}
+
+/** The trained model's initial weights, when they do not come from another stage's checkpoint. */
+function initialWeights(plan: TrainPlan): Map<string, Float32Array> | null {
+  const own = plan.params.filter((p) => p.model === plan.model);
+  if (own.some((p) => p.init.kind === 'checkpoint' || p.init.kind === 'copy')) return null;
+  return initialParams(own, plan.seed);
 }
 
 export function runCompile(io: Io, file: string, options: CompileCommandOptions, version: string): number {
@@ -35,8 +43,11 @@ export function runCompile(io: Io, file: string, options: CompileCommandOptions,
   const module = checkedModule(io, file);
   if (!module) return 1;
   const plan = lowerStage(module, options.stage ?? null, options.steps ? { steps: options.steps } : {});
-  const compiled = compileStage(plan, file, version);
+  // inference.onnx carries the initial weights (seeded), so it runs on its own.
+  const weights = initialWeights(plan);
+  const compiled = compileStage(plan, file, version, weights ?? undefined);
   writeCompiled(compiled, options.out);
+  if (!weights) io.out(`note: ${plan.model}'s weights come from another stage's checkpoint; inference.onnx takes them as inputs\n`);
   const ms = performance.now() - t0;
   for (const r of compiled.passes) {
     io.out(`${r.graph.padEnd(11)} ${String(r.before).padStart(6)} IR nodes → ${String(r.after).padStart(6)} after ${r.perPass.map((p) => `${p.pass} ${p.nodes}`).join(', ')}\n`);

@@ -36,20 +36,27 @@ export interface Compiled {
   readonly graphs: { readonly trainStep: Graph; readonly eval: Graph | null; readonly inference: Graph };
 }
 
-export function compilePlan(plan: TrainPlan, recipe: string, producerVersion = ''): Compiled {
+export interface CompileOptions {
+  readonly producerVersion?: string;
+  /** Weights to store in inference.onnx as initializers (by input name); without them its parameters are inputs. */
+  readonly inferenceWeights?: ReadonlyMap<string, Float32Array>;
+}
+
+export function compilePlan(plan: TrainPlan, recipe: string, options: CompileOptions = {}): Compiled {
+  const producerVersion = options.producerVersion ?? '';
   const files: CompiledFile[] = [];
   const passes: PassReport[] = [];
-  const emit = (g: Graph, file: string): { entry: GraphEntry; graph: Graph } => {
+  const emit = (g: Graph, file: string, initializers?: ReadonlyMap<string, Float32Array>): { entry: GraphEntry; graph: Graph } => {
     const { graph, report } = optimize(g);
     passes.push(report);
-    const model = emitModel(graph, { producerVersion, docString: `${recipe}: stage ${plan.stage}, ${g.name}` });
+    const model = emitModel(graph, { producerVersion, docString: `${recipe}: stage ${plan.stage}, ${g.name}`, ...(initializers ? { initializers } : {}) });
     files.push({ name: file, bytes: model.bytes });
     const io = (name: string, v: { dtype: string; shape: readonly number[] }) => ({ name, dtype: v.dtype, shape: [...v.shape] });
     return {
       graph,
       entry: {
         file,
-        inputs: graph.inputs.map((v) => io(v.inputName!, v)),
+        inputs: graph.inputs.filter((v) => !initializers?.has(v.inputName!)).map((v) => io(v.inputName!, v)),
         outputs: graph.outputs.map((o) => io(o.name, o.value)),
         nodes: { ir: g.nodes.length, optimized: graph.nodes.length, onnx: model.nodeCount },
       },
@@ -57,7 +64,7 @@ export function compilePlan(plan: TrainPlan, recipe: string, producerVersion = '
   };
   const train = emit(plan.graphs.trainStep, 'train_step.onnx');
   const evalG = plan.graphs.eval ? emit(plan.graphs.eval, 'eval.onnx') : null;
-  const inference = emit(plan.graphs.inference, 'inference.onnx');
+  const inference = emit(plan.graphs.inference, 'inference.onnx', options.inferenceWeights);
   const { graphs: _graphs, ...rest } = plan;
   const manifest: Manifest = {
     format: MANIFEST_FORMAT,

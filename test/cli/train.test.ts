@@ -5,10 +5,12 @@
  * copy of the tiny fixtures.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { makeTensor } from '../../src/ir/tensor.js';
+import { runOnce } from '../../src/runtime/ort.js';
 
 const BIN = resolve('bin/ptr.js');
 let dir = '';
@@ -38,6 +40,18 @@ describe('ptr compile and ptr ir', () => {
     expect(manifest.feedback['new.lm.head.w']).toBe('lm.head.w');
   });
 
+  it('makes inference.onnx self-contained: the seeded initial weights are initializers, tokens the only input', async () => {
+    const manifest = JSON.parse(readFileSync(join(dir, 'a', 'manifest.json'), 'utf8'));
+    expect(manifest.graphs.inference.inputs).toEqual([{ name: 'tokens', dtype: 'i64', shape: [1, 16] }]);
+    const tokens = makeTensor('i64', [1, 16], Array.from({ length: 16 }, (_, i) => i % 19));
+    const out = await runOnce(new Uint8Array(readFileSync(join(dir, 'a', 'inference.onnx'))), new Map([['tokens', tokens]]));
+    const logits = out.get('logits')!;
+    expect(logits.shape).toEqual([1, 16, 19]);
+    // Initial weights are small (normal(0.02)), so the logits are near zero but not all equal.
+    expect(Math.max(...Array.from(logits.data, Math.abs))).toBeLessThan(1);
+    expect(new Set(Array.from(logits.data)).size).toBeGreaterThan(100);
+  });
+
   it('prints the IR, and the optimised IR with fewer nodes', () => {
     const raw = ptr('ir', 'tiny.pt-recipe', '--graph', 'eval');
     const opt = ptr('ir', 'tiny.pt-recipe', '--graph', 'eval', '--optimized');
@@ -48,9 +62,7 @@ describe('ptr compile and ptr ir', () => {
   });
 
   it('refuses a recipe with errors, printing its diagnostics', () => {
-    cpSync(join(dir, 'tiny.pt-recipe'), join(dir, 'broken.pt-recipe'));
-    const text = readFileSync(join(dir, 'tiny.pt-recipe'), 'utf8').replace('dim: 16', 'dim: 15');
-    require('node:fs').writeFileSync(join(dir, 'broken.pt-recipe'), text);
+    writeFileSync(join(dir, 'broken.pt-recipe'), readFileSync(join(dir, 'tiny.pt-recipe'), 'utf8').replace('dim: 16', 'dim: 15'));
     const r = ptr('compile', 'broken.pt-recipe', '-o', 'c');
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/broken\.pt-recipe:\d+:\d+: error\[/);
