@@ -25,7 +25,7 @@ import { DeviceError } from '../runtime/ort.js';
 import { CheckpointError } from '../runtime/checkpoint.js';
 import { DivergedError } from '../runtime/trainer.js';
 import { DataError } from '../runtime/datasets.js';
-import { StageNotSupported } from './pipeline.js';
+import { NotYetSupported } from '../ir/lower/values.js';
 
 /** Exit codes of `ptr`. */
 export const EXIT = { ok: 0, diagnostics: 1, usage: 2, internal: 70 } as const;
@@ -215,7 +215,7 @@ export async function main(args: readonly string[], io: Io = processIo()): Promi
   } catch (e) {
     // --help and --version also arrive here, as CommanderErrors with exit code 0.
     if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    if (e instanceof DeviceError || e instanceof CheckpointError || e instanceof DivergedError || e instanceof StageNotSupported || e instanceof DataError) {
+    if (e instanceof DeviceError || e instanceof CheckpointError || e instanceof DivergedError || e instanceof NotYetSupported || e instanceof DataError) {
       io.err(`${paint(io, 'red', 'error')}: ${e.message}\n`);
       return EXIT.diagnostics;
     }

@@ -5,11 +5,8 @@
  */
 import { checkFiles, type ModuleInfo } from '../check/index.js';
 import { lowerTrainStage, type StageOptions, type TrainPlan } from '../ir/lower/stage.js';
-import { LoweringError } from '../ir/lower/values.js';
 import { openStageData } from '../runtime/datasets.js';
 import { renderDiagnostics, summaryLine, tally, type Io } from './io.js';
-
-export class StageNotSupported extends Error {}
 
 /** Checks a recipe; prints its diagnostics and returns null when it has errors. */
 export function checkedModule(io: Io, file: string): ModuleInfo | null {
@@ -23,8 +20,8 @@ export function checkedModule(io: Io, file: string): ModuleInfo | null {
   return result.entryModules[0] ?? null;
 }
 
-/** Train stages of a module in an order that respects `after`. */
-export function trainStagesInOrder(module: ModuleInfo): string[] {
+/** The stages of a module in an order that respects `after`. */
+export function stagesInOrder(module: ModuleInfo): string[] {
   const order: string[] = [];
   const visit = (name: string): void => {
     if (order.includes(name)) return;
@@ -34,7 +31,7 @@ export function trainStagesInOrder(module: ModuleInfo): string[] {
     order.push(name);
   };
   for (const name of module.stages.keys()) visit(name);
-  return order.filter((n) => module.stages.get(n)!.stageKind.name === 'train');
+  return order;
 }
 
 /** Steps for `epochs = N`: examples per epoch of the training split, times N, over the batch size. */
@@ -42,10 +39,5 @@ const stepsForEpochs: NonNullable<StageOptions['stepsForEpochs']> = (dataset, ep
   Math.max(1, Math.ceil((openStageData(dataset, 0).examplesPerEpoch * epochs) / batch));
 
 export function lowerStage(module: ModuleInfo, stage: string | null, options: StageOptions = {}): TrainPlan {
-  try {
-    return lowerTrainStage(module, stage, { stepsForEpochs, ...options });
-  } catch (e) {
-    if (e instanceof LoweringError && /train stages only/.test(e.message)) throw new StageNotSupported(e.message);
-    throw e;
-  }
+  return lowerTrainStage(module, stage, { stepsForEpochs, ...options });
 }

@@ -14,7 +14,8 @@ import { emitModel } from '../../targets/onnx/emit.js';
 import { optimize } from '../ir/passes/index.js';
 import type { Io } from './io.js';
 import { compileStage, writeCompiled } from './compile.js';
-import { checkedModule, lowerStage, trainStagesInOrder } from './pipeline.js';
+import { checkedModule, lowerStage, stagesInOrder } from './pipeline.js';
+import { NotYetSupported } from '../ir/lower/values.js';
 
 export interface RunCommandOptions {
   readonly stage?: string;
@@ -34,12 +35,24 @@ export async function runRun(io: Io, file: string, options: RunCommandOptions, v
   const module = checkedModule(io, file);
   if (!module) return 1;
   const runDir = options.out ?? defaultRunDir(file);
-  const stages = options.stage ? [options.stage] : trainStagesInOrder(module);
-  const skipped = [...module.stages.values()].filter((s) => s.stageKind.name !== 'train').map((s) => `${s.name.name} (${s.stageKind.name})`);
-  if (skipped.length && !options.stage) io.err(`note: this version runs train stages only; skipping ${skipped.join(', ')}\n`);
+  const stages = options.stage ? [options.stage] : stagesInOrder(module);
   const plans = new Map<string, TrainPlan>();
+  // Stages this version cannot run, and why; a stage after one of them is skipped too.
+  const skipped = new Map<string, string>();
   for (const stage of stages) {
-    const plan = lowerStage(module, stage, options.steps ? { steps: options.steps } : {});
+    const blocked = module.stages.get(stage)?.after.find((a) => skipped.has(a.name));
+    if (blocked) {
+      skipped.set(stage, `it comes after ${blocked.name}`);
+      continue;
+    }
+    let plan: TrainPlan;
+    try {
+      plan = lowerStage(module, stage, options.steps ? { steps: options.steps } : {});
+    } catch (e) {
+      if (!(e instanceof NotYetSupported) || options.stage) throw e;
+      skipped.set(stage, e.message);
+      continue;
+    }
     plans.set(stage, plan);
     const modelDir = join(runDir, stage, 'model');
     const compiled = compileStage(plan, file, version);
@@ -51,8 +64,17 @@ export async function runRun(io: Io, file: string, options: RunCommandOptions, v
     const result = await train(compiled.manifest, { modelDir, runDir, device: options.device ?? 'cpu', resume: options.resume ?? false, ...(options.threads ? { threads: options.threads } : {}) });
     io.out(summary(stage, result));
   }
+  for (const [stage, why] of skipped) io.out(`skipped stage ${stage}: ${why}\n`);
   for (const d of deploys(module)) {
-    const plan = plans.get(d.stage) ?? lowerStage(module, d.stage);
+    const plan = plans.get(d.stage);
+    if (d.format !== 'onnx') {
+      io.out(`skipped deploy of stage ${d.stage} to ${d.format}: this version exports onnx only\n`);
+      continue;
+    }
+    if (!plan) {
+      io.out(`skipped deploy of stage ${d.stage}: the stage did not run\n`);
+      continue;
+    }
     io.out(deployOnnx(plan, runDir, d.out, d.precision));
   }
   io.out(`run folder: ${runDir}/ (metrics.jsonl, checkpoints/)\n`);
@@ -73,6 +95,7 @@ function summary(stage: string, r: TrainResult): string {
 }
 
 interface DeployRequest {
+  readonly format: string;
   readonly stage: string;
   readonly out: string;
   readonly precision: string;
@@ -81,14 +104,14 @@ interface DeployRequest {
 function deploys(module: ModuleInfo): DeployRequest[] {
   const out: DeployRequest[] = [];
   for (const d of module.recipe.declarations) {
-    if (d.kind !== 'DeployDecl' || d.format.name !== 'onnx') continue;
+    if (d.kind !== 'DeployDecl') continue;
     if (d.target.kind !== 'BinaryExpr' || d.target.op !== '@' || d.target.right.kind !== 'NameExpr') continue;
     const setting = (name: string): string | null => {
       const s = d.settings.find((x) => x.name.name === name);
       if (!s) return null;
       return s.value.kind === 'StringLiteral' ? s.value.value : s.value.kind === 'NameExpr' ? s.value.name : null;
     };
-    out.push({ stage: d.target.right.name, out: setting('out') ?? join('out', d.target.right.name), precision: setting('precision') ?? 'fp32' });
+    out.push({ format: d.format.name, stage: d.target.right.name, out: setting('out') ?? join('out', d.target.right.name), precision: setting('precision') ?? 'fp32' });
   }
   return out;
 }

@@ -16,7 +16,7 @@ import type { Value } from '../graph.js';
 import type { DType } from '../tensor.js';
 import { callTensorBuiltin, isTensorBuiltin } from './builtins.js';
 import { joinPath, type Member, type ModelNode, type ModelTemplate, type ParamInfo, type Init } from './models.js';
-import { asBool, asInt, asNumber, describeLV, LoweringError, type DatasetSpec, type LV, type TokenizerSpec } from './values.js';
+import { asBool, asInt, asNumber, describeLV, LoweringError, NotYetSupported, type DatasetSpec, type LV, type TokenizerSpec } from './values.js';
 
 /** Lexical scope: locals over a module's top-level names. */
 export class Env {
@@ -97,6 +97,10 @@ export class Lowerer {
     if (name in CONSTANTS) return { k: 'float', n: CONSTANTS[name]! };
     const dt = dtypeOf(name);
     if (dt) return { k: 'dtype', dtype: irDType(dt) };
+    // Stages have their own namespace: a stage name here is `stage.output`.
+    if (module.stages.has(name)) {
+      throw new NotYetSupported(`'${name}.output' is data that stage ${name} (${module.stages.get(name)!.stageKind.name}) writes; this version runs train stages only`);
+    }
     throw new LoweringError(`unknown name '${name}' in ${module.path}`);
   }
 
@@ -425,6 +429,8 @@ export class Lowerer {
         if (inner.k !== 'template') throw new LoweringError('stack: expected a block instance');
         return { k: 'template', t: { k: 'stack', n: asInt(args.get('n')!, 'stack'), inner: inner.t } };
       }
+      case 'lora':
+        throw new NotYetSupported('lora(...) models are not lowered by this version yet');
       case 'frozen': {
         const m = args.get('model')!;
         if (m.k === 'model') return { k: 'model', m: { ...m.m, frozen: true } };

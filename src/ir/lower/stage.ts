@@ -13,7 +13,7 @@ import { applyOptimizer, stateSlots, type OptimizerSpec, type ScheduleSpec } fro
 import type { DType } from '../tensor.js';
 import { Env, Lowerer, type ModuleValues } from './interp.js';
 import { modelParams, type Init, type ModelNode, type ParamInfo } from './models.js';
-import { asBool, asInt, asNumber, describeLV, LoweringError, type DatasetSpec, type LV } from './values.js';
+import { asBool, asInt, asNumber, describeLV, LoweringError, NotYetSupported, type DatasetSpec, type LV } from './values.js';
 
 export interface PlannedParam {
   /** Graph input name: `<model>.<path>`, e.g. `gpt.blocks.0.attn.qkv.w`. */
@@ -144,7 +144,7 @@ class StageContext {
 export function lowerTrainStage(module: ModuleInfo, stageName: string | null, options: StageOptions = {}): TrainPlan {
   const decl = findStage(module, stageName);
   if (decl.stageKind.name !== 'train') {
-    throw new LoweringError(`stage '${decl.name.name}' is a ${decl.stageKind.name} stage; this version of ptr compiles and runs train stages only`);
+    throw new NotYetSupported(`stage '${decl.name.name}' is ${decl.stageKind.name === 'rl' ? 'an' : 'a'} ${decl.stageKind.name} stage; this version of ptr compiles and runs train stages only`);
   }
   const ctx = new StageContext(module, decl);
   const shared: ModuleValues = new Map();

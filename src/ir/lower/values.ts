@@ -57,6 +57,9 @@ export interface DatasetSpec {
 
 export class LoweringError extends Error {}
 
+/** A feature the checker accepts but this version cannot lower or run yet: reported plainly, not as a bug. */
+export class NotYetSupported extends LoweringError {}
+
 export function describeLV(v: LV): string {
   switch (v.k) {
     case 'tensor':
