@@ -8,11 +8,11 @@ import { GraphBuilder } from '../ir/builder.js';
 import { gradcheck } from '../ir/gradcheck.js';
 import { stageLossProblem } from '../ir/lower/stage.js';
 import { makeTensor, type Tensor } from '../ir/tensor.js';
-import { TextCorpus } from '../runtime/data.js';
 import { initialParams } from '../runtime/init.js';
-import { runtimeTokenizer } from '../runtime/datasets.js';
+import { openStageData } from '../runtime/datasets.js';
+import { fromOrt } from '../runtime/ort.js';
 import type { Io } from './io.js';
-import { checkedModule } from './pipeline.js';
+import { checkedModule, lowerStage } from './pipeline.js';
 
 export interface GradcheckCommandOptions {
   readonly stage?: string;
@@ -27,20 +27,22 @@ export function runGradcheck(io: Io, file: string, options: GradcheckCommandOpti
   const module = checkedModule(io, file);
   if (!module) return 1;
   const B = options.batch ?? 2;
-  const T = options.seq ?? 8;
+  const dataset = lowerStage(module, options.stage ?? null, { steps: 1 }).dataset;
+  // A text corpus can be cut into short windows; JSONL rows keep their padded length.
+  const T = dataset.format === 'text' ? (options.seq ?? 8) : dataset.seqLen!;
   const problem = stageLossProblem(module, options.stage ?? null, B, T);
   problem.build(new GraphBuilder('probe'));
   const seed = options.seed ?? 0;
   const feeds = new Map<string, Tensor>();
-  for (const [name, data] of initialParams(problem.params, seed)) {
+  // Weights that would come from another stage's checkpoint are drawn at random: any point will do for a gradient check.
+  const drawable = problem.params.map((p) => (p.init.kind === 'checkpoint' || p.init.kind === 'copy' ? { ...p, init: { kind: 'normal' as const, std: 0.02 } } : p));
+  for (const [name, data] of initialParams(drawable, seed)) {
     const p = problem.params.find((q) => q.input === name)!;
     // Norm weights start at exactly 1 and biases at 0; a little noise makes every path through them matter.
     feeds.set(name, makeTensor('f32', p.shape, Array.from(data, (v) => v + 0.01 * Math.sin(v * 1e4 + p.input.length))));
   }
-  const ds = problem.dataset;
-  const corpus = TextCorpus.fromFile(ds.path, runtimeTokenizer(ds.tokenizer), { block: T, split: ds.split, seed });
-  const tokens = corpus.trainBatch(0, B);
-  for (const f of problem.batch) feeds.set(f.input, makeTensor('i64', f.shape, Array.from(tokens, Number)));
+  const batch = openStageData({ ...dataset, seqLen: T }, seed).trainBatch(0, B);
+  for (const f of problem.batch) feeds.set(f.input, fromOrt(batch[f.input]!));
   const tolerance = options.tolerance ?? 1e-4;
   const results = gradcheck(problem.build, feeds, { samplesPerInput: options.samples ?? 4, seed, floor: 1e-4 });
   const width = Math.max(...results.map((r) => r.name.length));

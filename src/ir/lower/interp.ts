@@ -15,7 +15,7 @@ import type { GraphBuilder } from '../builder.js';
 import type { Value } from '../graph.js';
 import type { DType } from '../tensor.js';
 import { callTensorBuiltin, isTensorBuiltin } from './builtins.js';
-import { joinPath, type Member, type ModelNode, type ModelTemplate, type ParamInfo, type Init } from './models.js';
+import { joinPath, renameOwner, withAdapters, type Member, type ModelNode, type ModelTemplate, type ParamInfo, type Init } from './models.js';
 import { asBool, asInt, asNumber, describeLV, LoweringError, NotYetSupported, type DatasetSpec, type LV, type TokenizerSpec } from './values.js';
 
 /** Lexical scope: locals over a module's top-level names. */
@@ -79,7 +79,7 @@ export class Lowerer {
         case 'ModelDecl': {
           const v = this.eval(decl.value, new Env(module));
           if (v.k === 'template') return { k: 'model', m: this.materialize(v.t, '', name) };
-          if (v.k === 'model') return v;
+          if (v.k === 'model') return { k: 'model', m: v.m.owner === name ? v.m : renameOwner(v.m, name) };
           throw new LoweringError(`model ${name}: expected a model, got ${describeLV(v)}`);
         }
         case 'TokenizerDecl':
@@ -429,8 +429,13 @@ export class Lowerer {
         if (inner.k !== 'template') throw new LoweringError('stack: expected a block instance');
         return { k: 'template', t: { k: 'stack', n: asInt(args.get('n')!, 'stack'), inner: inner.t } };
       }
-      case 'lora':
-        throw new NotYetSupported('lora(...) models are not lowered by this version yet');
+      case 'lora': {
+        const m = args.get('model')!;
+        if (m.k !== 'model') throw new LoweringError('lora: expected a model');
+        const targets = new Set((args.get('targets') as { items?: LV[] } | undefined)?.items?.map((t) => (t as { name: string }).name) ?? []);
+        const rank = asInt(args.get('rank')!, 'rank');
+        return { k: 'model', m: withAdapters(m.m, rank, asNumber(args.get('alpha')!, 'alpha'), asNumber(args.get('dropout')!, 'dropout'), targets) };
+      }
       case 'frozen': {
         const m = args.get('model')!;
         if (m.k === 'model') return { k: 'model', m: { ...m.m, frozen: true } };
@@ -512,7 +517,21 @@ export class Lowerer {
     for (const [k, v] of m.args) env.set(k, v);
     for (const [k, member] of m.members) env.set(k, member.k === 'model' ? { k: 'model', m: member.m } : member.k === 'none' ? { k: 'none' } : { k: 'tensor', v: this.params(member.p) });
     fwd.params.forEach((p, i) => this.bindTyped(env, p, args[i] ?? this.evalDefault(p, env)));
-    return this.b.scoped(scope, () => this.evalBody(fwd.body, env));
+    return this.b.scoped(scope, () => {
+      const y = this.evalBody(fwd.body, env);
+      return m.adapter ? this.addAdapter(m, args[0]!, y) : y;
+    });
+  }
+
+  /** y + scale · (dropout(x) @ lora_a) @ lora_b. */
+  private addAdapter(m: ModelNode, x: LV, y: LV): LV {
+    const a = m.members.get('lora_a');
+    const b = m.members.get('lora_b');
+    if (x.k !== 'tensor' || y.k !== 'tensor' || a?.k !== 'param' || b?.k !== 'param') throw new LoweringError(`lora on ${m.path}: expected a tensor layer`);
+    let input = x.v;
+    if (m.adapter!.dropout > 0 && this.seed) input = this.b.dropout(input, this.b.add(this.seed, this.b.scalar(1000003 * ++this.dropoutSites, 'i64')), m.adapter!.dropout);
+    const delta = this.matmul(this.matmul(input, this.params(a.p)), this.params(b.p));
+    return { k: 'tensor', v: this.b.add(y.v, this.b.mul(delta, this.b.scalar(m.adapter!.scale))) };
   }
 
   private evalDefault(p: Parameter, env: Env): LV {

@@ -201,7 +201,8 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
     }
     return v;
   };
-  const trainable = new Set(model.frozen ? [] : modelParams(model));
+  // A LoRA model trains its adapters only; the weights it adapts stay as they are.
+  const trainable = new Set(model.frozen ? [] : modelParams(model).filter((p) => !model.adapted || p.adapter));
   const tlw = new Lowerer(tb, paramSource(tb, trainable), shared);
   // Every parameter of the trained model is an input (and an output), used or not, so checkpoints are complete.
   for (const p of modelParams(model)) tlw.params(p);
@@ -426,7 +427,7 @@ export function stageLossProblem(module: ModuleInfo, stageName: string | null, b
       },
       shared,
     );
-    const wrt = target.m.frozen ? [] : modelParams(target.m).map((p) => lw.params(p));
+    const wrt = target.m.frozen ? [] : modelParams(target.m).filter((p) => !target.m.adapted || p.adapter).map((p) => lw.params(p));
     const batch = batchInputs(b, plan.dataset, batchSize, seqLen);
     if (fields.length === 0) fields.push(...batch.fields);
     return { loss: lowerLoss(lw, ctx, batch.record), wrt };
