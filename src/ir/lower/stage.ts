@@ -12,7 +12,7 @@ import type { Graph, Value } from '../graph.js';
 import { applyOptimizer, stateSlots, type OptimizerSpec, type ScheduleSpec } from '../passes/optimizer.js';
 import type { DType } from '../tensor.js';
 import { Env, Lowerer, type ModuleValues } from './interp.js';
-import { modelParams, type Init, type ModelNode, type ParamInfo } from './models.js';
+import { modelParams, type Init, type ParamInfo } from './models.js';
 import { asBool, asInt, asNumber, describeLV, LoweringError, NotYetSupported, type DatasetSpec, type LV } from './values.js';
 
 export interface PlannedParam {
@@ -181,7 +181,7 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
 
   const model = target.m;
   const seqLen = dataset.seqLen;
-  if (seqLen === null) throw new LoweringError(`dataset ${dataset.name}: set max_len so that batches have a fixed length`);
+  if (seqLen === null) throw new NotYetSupported(`dataset ${dataset.name}: set max_len: this version trains on batches of one fixed length`);
 
   // The trained model continues from the stage that last trained it (`after`), unless it names a checkpoint.
   const continueFrom = model.checkpoint === null ? previousTrainingStage(module, decl, model.owner) : null;
@@ -393,7 +393,6 @@ function scheduleSpec(v: LV | null, totalSteps: number): ScheduleSpec {
   return { kind: v.name as ScheduleSpec['kind'], warmup: asInt(v.args.get('warmup')!, 'warmup'), minLr: minLr ? asNumber(minLr, 'min_lr') : 0, totalSteps };
 }
 
-export type { ModelNode };
 
 export interface LossProblem {
   /** Builds the stage's loss (no optimizer) for gradcheck; parameters of the trained model are `wrt`. */
