@@ -62,6 +62,7 @@ export async function runRun(io: Io, file: string, options: RunCommandOptions, v
     const params = `${count(plan.params.filter((p) => p.trainable))} trainable parameters${frozen.length ? ` (+${count(frozen)} frozen)` : ''}`;
     io.err(`stage ${stage}: ${params}, ${plan.steps} steps of ${plan.batchSize} × ${plan.dataset.seqLen} tokens, ${compiled.manifest.graphs.train_step.nodes.onnx} ONNX nodes per step\n`);
     const result = await train(compiled.manifest, { modelDir, runDir, device: options.device ?? 'cpu', resume: options.resume ?? false, ...(options.threads ? { threads: options.threads } : {}) });
+    if (options.resume && result.firstStep === 1) io.err(`note: stage ${stage} had no checkpoint in ${runDir} to resume from; it started at step 1\n`);
     io.out(summary(stage, result));
   }
   for (const [stage, why] of skipped) io.out(`skipped stage ${stage}: ${why}\n`);
