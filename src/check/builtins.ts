@@ -690,16 +690,22 @@ function hfVocabSize(site: CallSite): { size: number } | null {
     site.report('bad-tokenizer-file', `hf: ${path} is not valid JSON: ${(e as Error).message}`, arg(site, 'path')!.span);
     return null;
   }
-  const model = (json as { model?: { vocab?: unknown } }).model;
-  const vocab = model?.vocab;
-  const size = Array.isArray(vocab) ? vocab.length : vocab && typeof vocab === 'object' ? Object.keys(vocab).length : null;
+  const size = tokenizerJsonVocabSize(json);
   if (size === null) {
     site.report('bad-tokenizer-file', `hf: ${path} has no "model.vocab" — expected a Hugging Face tokenizer.json`, arg(site, 'path')!.span);
     return null;
   }
+  return { size };
+}
+
+/** Ids a Hugging Face tokenizer.json uses: its model's vocabulary and its added tokens. Null if it has no vocabulary. */
+export function tokenizerJsonVocabSize(json: unknown): number | null {
+  const vocab = (json as { model?: { vocab?: unknown } } | null)?.model?.vocab;
+  const size = Array.isArray(vocab) ? vocab.length : vocab && typeof vocab === 'object' ? Object.keys(vocab).length : null;
+  if (size === null) return null;
   const added = (json as { added_tokens?: { id?: number }[] }).added_tokens ?? [];
   const maxAdded = added.reduce((m, t) => Math.max(m, typeof t.id === 'number' ? t.id + 1 : 0), 0);
-  return { size: Math.max(size, maxAdded) };
+  return Math.max(size, maxAdded);
 }
 
 function datasetRule(site: CallSite, format: string, display: string): Ty {

@@ -45,7 +45,6 @@ export async function runSample(io: Io, file: string, options: SampleCommandOpti
   const pad = tok.special('pad') ?? 0;
   const prng = new Prng(options.seed ?? 0);
   const temperature = options.temperature ?? 0.8;
-  const generated: number[] = [];
   try {
     for (let n = 0; n < (options.tokens ?? 300); n++) {
       const context = ids.slice(-(T - 1));
@@ -56,12 +55,12 @@ export async function runSample(io: Io, file: string, options: SampleCommandOpti
       const row = logits.subarray((context.length - 1) * vocab, context.length * vocab);
       const next = sampleFrom(row, temperature, prng, tok.specials.length ? vocab - tok.specials.length : vocab);
       ids.push(next);
-      generated.push(next);
     }
   } finally {
     await session.release();
   }
-  io.out(`${prompt}${tok.decode(generated)}\n`);
+  // Decoded as one sequence, so word-level tokenizers put their spaces at the seam too.
+  io.out(`${tok.decode(ids)}\n`);
   return 0;
 }
 

@@ -6,7 +6,8 @@
 import type { DatasetSpec } from '../ir/lower/values.js';
 import { JsonlDataset, TextCorpus, type JsonlFormat } from './data.js';
 import { ort, type OrtTensor } from './ort.js';
-import { bytes, chars, type Tokenizer } from './tokenizer.js';
+import { bytes, chars, hf, type Tokenizer } from './tokenizer.js';
+import { readFileSync } from 'node:fs';
 
 export interface StageData {
   /** Examples in one epoch of the training split. */
@@ -19,7 +20,7 @@ export interface StageData {
 export function runtimeTokenizer(spec: DatasetSpec['tokenizer']): Tokenizer {
   if (spec.kind === 'chars') return chars(spec.alphabet!, spec.specials);
   if (spec.kind === 'bytes') return bytes(spec.specials);
-  throw new Error(`the ${spec.kind} tokenizer is not supported by the runtime yet`);
+  return hf(JSON.parse(readFileSync(spec.path!, 'utf8')), spec.specials, spec.path!);
 }
 
 /** Data that cannot be read or batched; the message names the file (and line) and what was expected. */

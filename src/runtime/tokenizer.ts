@@ -1,9 +1,12 @@
 /**
- * Run-time tokenizers for `chars(...)` and `bytes(...)`, numbered exactly as the
+ * Run-time tokenizers for `chars(...)`, `bytes(...)` and `hf(...)`, numbered exactly as the
  * checker counts them (check/builtins.ts, `tokenizerRule`): the base symbols
- * first (the alphabet's characters by code point, or the 256 byte values), then
- * the specials in the order the recipe lists them. So vocab = base + specials.
+ * first (the alphabet's characters by code point, the 256 byte values, or the ids of
+ * a tokenizer.json), then the specials in the order the recipe lists them. So
+ * vocab = base + specials.
  */
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { tokenizerJsonVocabSize } from '../check/builtins.js';
 
 export interface DecodeOptions {
   /** Render special tokens as `<name>` instead of dropping them. */
@@ -11,7 +14,7 @@ export interface DecodeOptions {
 }
 
 export interface Tokenizer {
-  readonly kind: 'chars' | 'bytes';
+  readonly kind: 'chars' | 'bytes' | 'hf';
   readonly vocab: number;
   readonly specials: readonly string[];
   /** Token ids of `text` (no specials added); throws an EncodeError for a character outside the vocabulary. */
@@ -99,6 +102,46 @@ export function bytes(specials: readonly string[] = []): Tokenizer {
       }
       flush();
       return text;
+    },
+    special: (name) => specialIds.get(name) ?? null,
+  };
+}
+
+/**
+ * A Hugging Face tokenizer.json (through @huggingface/tokenizers), its ids as the file
+ * numbers them, then the recipe's specials after the last of them, as the checker counts.
+ * Text it has no token for becomes its unknown token, as in the reference library.
+ */
+export function hf(tokenizerJson: unknown, specials: readonly string[] = [], file = 'tokenizer.json'): Tokenizer {
+  const base = tokenizerJsonVocabSize(tokenizerJson);
+  if (base === null) throw new Error(`${file}: has no "model.vocab"; expected a Hugging Face tokenizer.json`);
+  const tokenizer = new HfTokenizer(tokenizerJson as object, {});
+  const specialIds = specialTable('hf', specials, base);
+  const vocab = base + specials.length;
+  return {
+    kind: 'hf',
+    vocab,
+    specials: [...specials],
+    encode: (text) => Int32Array.from(tokenizer.encode(text, { add_special_tokens: false }).ids),
+    decode(tokens, options = {}) {
+      const ids = Array.from(tokens, (t, i) => checkId(t, i, vocab));
+      // Without specials shown, one decode of the rest keeps the tokenizer's own spacing.
+      if (!options.showSpecials) return tokenizer.decode(ids.filter((id) => id < base));
+      const parts: string[] = [];
+      let run: number[] = [];
+      const flush = (): void => {
+        if (run.length) parts.push(tokenizer.decode(run));
+        run = [];
+      };
+      for (const id of ids) {
+        if (id < base) run.push(id);
+        else {
+          flush();
+          parts.push(`<${specials[id - base]}>`);
+        }
+      }
+      flush();
+      return parts.join('');
     },
     special: (name) => specialIds.get(name) ?? null,
   };

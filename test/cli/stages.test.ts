@@ -52,4 +52,17 @@ describe('train stages of every kind', () => {
     expect(rm.get('score.w')!.shape).toEqual([16, 1]);
     expect(Array.from(rm.get('norm.w')!.data as Float32Array)).not.toEqual(Array.from(sft.get('norm.w')!.data as Float32Array));
   });
+
+  it('trains on a Hugging Face tokenizer.json and samples words', () => {
+    const run = ptr('run', 'words.pt-recipe', '--out', 'words');
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/stage pretrain: steps 1–30 .* val loss [\d.]+ at step 30/);
+    const sample = ptr('sample', 'words.pt-recipe', '--run', 'words', '--prompt', 'the cat', '--tokens', '6');
+    expect(sample.status, sample.stderr).toBe(0);
+    const words = sample.stdout.trim().split(/[ .]+/).filter(Boolean);
+    expect(words.slice(0, 2)).toEqual(['the', 'cat']);
+    expect(words.length).toBeGreaterThanOrEqual(7);
+    const vocab = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'dog', 'ran', 'to', 'big', 'red', 'sun'];
+    for (const w of words) expect(vocab).toContain(w);
+  });
 });

@@ -4,7 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/index.js';
-import { bytes, chars, EncodeError } from '../../src/runtime/tokenizer.js';
+import { bytes, chars, EncodeError, hf } from '../../src/runtime/tokenizer.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 describe('chars', () => {
   const tok = chars('ab c\n', ['pad', 'bos', 'eos']);
@@ -85,5 +87,26 @@ describe('vocab sizes agree with the checker', () => {
     const result = checkSource(`tokenizer tok = ${expr}\n`, 'tok.pt-recipe');
     expect(result.diagnostics.map((d) => d.message)).toEqual([]);
     expect(result.declarations[0]!.type).toBe(`tokenizer ${tokenizer.kind} (vocab ${tokenizer.vocab})`);
+  });
+});
+
+describe('hf tokenizer (tokenizer.json via @huggingface/tokenizers)', () => {
+  const json = JSON.parse(readFileSync(join(__dirname, '..', 'fixtures', 'train', 'words-tokenizer.json'), 'utf8'));
+
+  it('numbers ids as the file does, then the specials, as the checker counts them', () => {
+    const tok = hf(json, ['pad', 'eos']);
+    expect(tok.vocab).toBe(16);
+    expect(Array.from(tok.encode('the cat sat on a mat.'))).toEqual([2, 3, 4, 5, 6, 7, 1]);
+    expect(Array.from(tok.encode('the zebra'))).toEqual([2, 0]);
+    expect(tok.special('pad')).toBe(14);
+    expect(tok.special('eos')).toBe(15);
+    expect(tok.decode([2, 8, 9, 15, 10, 6, 7])).toBe('the dog ran to a mat');
+    expect(tok.decode([2, 8, 15], { showSpecials: true })).toBe('the dog<eos>');
+    const checked = checkSource(`tokenizer t = hf("${join(__dirname, '..', 'fixtures', 'train', 'words-tokenizer.json')}", specials: [pad, eos])\n`, 'x.pt-recipe');
+    expect(checked.declarations[0]!.type).toMatch(/vocab 16/);
+  });
+
+  it('refuses a file without a vocabulary, naming it', () => {
+    expect(() => hf({ model: {} }, [], 'bad.json')).toThrow(/^bad\.json: has no "model\.vocab"; expected a Hugging Face tokenizer\.json$/);
   });
 });

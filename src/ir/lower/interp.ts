@@ -5,9 +5,10 @@
  * It runs only on recipes the checker accepted, so a failure here is a bug
  * (LoweringError), not a user diagnostic.
  */
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Body, Expression, Parameter, Pattern, Subscript, TypeNode } from '../../language/ast.js';
-import { BUILTINS, CONSTANTS, dtypeOf } from '../../check/builtins.js';
+import { BUILTINS, CONSTANTS, dtypeOf, tokenizerJsonVocabSize } from '../../check/builtins.js';
 import type { ModuleInfo } from '../../check/modules.js';
 import type { Ty } from '../../check/types.js';
 import { constValue } from '../../check/dims.js';
@@ -403,7 +404,7 @@ export class Lowerer {
         const specials = (args.get('specials') as { items?: LV[] } | undefined)?.items?.map((s) => (s as { name: string }).name) ?? [];
         const alphabet = name === 'chars' ? (args.get('alphabet') as { s: string }).s : null;
         const path = name === 'hf' ? resolve(base, (args.get('path') as { s: string }).s) : null;
-        const size = name === 'chars' ? new Set([...alphabet!]).size : name === 'bytes' ? 256 : 0;
+        const size = name === 'chars' ? new Set([...alphabet!]).size : name === 'bytes' ? 256 : (tokenizerJsonVocabSize(JSON.parse(readFileSync(path!, 'utf8'))) ?? 0);
         const spec: TokenizerSpec = { kind: name, alphabet, specials, path, vocab: size + specials.length };
         return { k: 'tokenizer', spec };
       }
