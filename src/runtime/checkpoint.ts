@@ -74,20 +74,25 @@ export function saveCheckpoint(
   return final;
 }
 
-/** The newest complete checkpoint of a stage, or null if there is none. */
+/**
+ * The newest complete checkpoint of a stage, or null if there is none: the one
+ * `latest` names, or, if that folder is gone (deleted as damaged), the newest left.
+ */
 export function latestCheckpointDir(runDir: string, stage: string): string | null {
   const root = stageCheckpointDir(runDir, stage);
   const pointer = join(root, 'latest');
   if (!existsSync(pointer)) return null;
   const dir = join(root, readFileSync(pointer, 'utf8').trim());
-  return existsSync(dir) ? dir : null;
+  if (existsSync(dir)) return dir;
+  const left = readdirSync(root).filter((f) => /^step-\d+$/.test(f) && existsSync(join(root, f, 'trainer.json'))).sort();
+  return left.length ? join(root, left[left.length - 1]!) : null;
 }
 
 /** Loads a checkpoint and checks every tensor against the shapes the recipe expects. */
 export function loadCheckpoint(dir: string, params: readonly PlannedParam[], state: readonly StatePlan[] | null): Checkpoint {
-  const trainer = JSON.parse(readFileSync(join(dir, 'trainer.json'), 'utf8')) as TrainerState;
+  const trainer = readTrainer(dir);
   const modelFile = join(dir, 'model.safetensors');
-  const model = readSafetensors(modelFile).tensors;
+  const model = readChecked(modelFile).tensors;
   const values = new Map<string, Float32Array>();
   for (const p of params) {
     const t = model.get(p.name);
@@ -98,7 +103,7 @@ export function loadCheckpoint(dir: string, params: readonly PlannedParam[], sta
   const stateValues = new Map<string, Float32Array>();
   if (state) {
     const optFile = join(dir, 'optimizer.safetensors');
-    const opt = readSafetensors(optFile).tensors;
+    const opt = readChecked(optFile).tensors;
     for (const s of state) {
       const t = opt.get(s.input);
       if (!t) throw new CheckpointError(`${optFile}: has no optimizer state '${s.input}'; was it written by a different optimizer?`);
@@ -107,6 +112,25 @@ export function loadCheckpoint(dir: string, params: readonly PlannedParam[], sta
     }
   }
   return { dir, trainer, params: values, state: stateValues };
+}
+
+function readTrainer(dir: string): TrainerState {
+  const file = join(dir, 'trainer.json');
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as TrainerState;
+  } catch (e) {
+    throw new CheckpointError(`${file}: ${(e as Error).message} (the checkpoint is damaged; delete its folder to resume from the one before)`);
+  }
+}
+
+/** Reads a checkpoint file; a damaged one is a CheckpointError naming the file and the damage. */
+function readChecked(file: string): ReturnType<typeof readSafetensors> {
+  try {
+    return readSafetensors(file);
+  } catch (e) {
+    const why = (e as Error).message;
+    throw new CheckpointError(`${why.startsWith(file) ? why : `${file}: ${why}`} (the checkpoint is damaged; delete its folder to resume from the one before)`);
+  }
 }
 
 function expectShape(file: string, name: string, t: StTensor, shape: readonly number[]): void {
@@ -124,9 +148,9 @@ export function checkpointTensorLoader(runDir: string): (model: string, stage: s
     if (!tensors) {
       const dir = latestCheckpointDir(runDir, stage);
       if (!dir) throw new CheckpointError(`model ${model} starts from stage ${stage}'s checkpoint, but ${stageCheckpointDir(runDir, stage)} has none; run stage ${stage} first`);
-      const trainer = JSON.parse(readFileSync(join(dir, 'trainer.json'), 'utf8')) as TrainerState;
+      const trainer = readTrainer(dir);
       if (!trainer.complete) throw new CheckpointError(`model ${model} starts from stage ${stage}, which stopped at step ${trainer.step} of ${trainer.steps}; finish it first (ptr run --resume)`);
-      tensors = readSafetensors(join(dir, 'model.safetensors')).tensors;
+      tensors = readChecked(join(dir, 'model.safetensors')).tensors;
       cache.set(stage, tensors);
     }
     const file = join(latestCheckpointDir(runDir, stage)!, 'model.safetensors');

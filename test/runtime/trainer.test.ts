@@ -4,7 +4,7 @@
  * uninterrupted run, a diverging loss stops the run naming stage and step,
  * and a checkpoint of the wrong shape is refused with both shapes named.
  */
-import { cpSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -98,6 +98,31 @@ describe('training loop', () => {
     expect(error).toBeInstanceOf(CheckpointError);
     expect((error as Error).message).toMatch(/model\.safetensors: 'embed\.token\.table' has shape \[19, 16\] but the recipe's model needs \[19, 32\]$/);
     expect(existsSync(join(latestCheckpointDir(runDir, 'pretrain')!, 'model.safetensors'))).toBe(true);
+  });
+});
+
+describe('damaged checkpoints', () => {
+  it('refuses a truncated model.safetensors with the file and the damage named', async () => {
+    const { manifest, modelDir, root } = compileFixture();
+    const runDir = join(root, 'run');
+    await train(manifest, { modelDir, runDir, progress: null, stopAfter: 4, checkpointEvery: 4 });
+    const file = join(latestCheckpointDir(runDir, 'pretrain')!, 'model.safetensors');
+    writeFileSync(file, readFileSync(file).subarray(0, 100));
+    const error = await train(manifest, { modelDir, runDir, progress: null, resume: true }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CheckpointError);
+    expect((error as Error).message).toMatch(/model\.safetensors: header length \d+ exceeds the file size 100 \(the checkpoint is damaged; delete its folder to resume from the one before\)$/);
+  });
+
+  it('resumes from the checkpoint before when the damaged one is deleted', async () => {
+    const { manifest, modelDir, root } = compileFixture();
+    const full = await train(manifest, { modelDir, runDir: join(root, 'full'), progress: null });
+    const runDir = join(root, 'run');
+    await train(manifest, { modelDir, runDir, progress: null, stopAfter: 8, checkpointEvery: 4 });
+    rmSync(latestCheckpointDir(runDir, 'pretrain')!, { recursive: true });
+    expect(latestCheckpointDir(runDir, 'pretrain')).toMatch(/step-000004$/);
+    const resumed = await train(manifest, { modelDir, runDir, progress: null, resume: true });
+    expect(resumed.firstStep).toBe(5);
+    expect(resumed.losses).toEqual(full.losses.slice(4));
   });
 });
 
