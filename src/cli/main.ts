@@ -177,8 +177,9 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option('--resume', 'continue each stage from its latest checkpoint')
     .addOption(new Option('--steps <n>', "override the stages' steps").argParser(positiveInt))
     .addOption(new Option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)').argParser(positiveInt))
+    .addOption(new Option('--steps-per-run <k>', 'train k steps per onnxruntime call (an ONNX Loop; fewer host-device copies on cuda)').argParser(positiveInt))
     .addHelpText('after', `\nExamples:\n  ptr run examples/quickstart.pt-recipe\n  ptr run examples/quickstart.pt-recipe --resume\n${EXIT_HELP}`)
-    .action(async (file: string, opts: { stage?: string; out?: string; device?: 'cpu' | 'cuda'; resume?: boolean; steps?: number; threads?: number }) =>
+    .action(async (file: string, opts: { stage?: string; out?: string; device?: 'cpu' | 'cuda'; resume?: boolean; steps?: number; threads?: number; stepsPerRun?: number }) =>
       setCode(await runRun(io, file, opts, version)),
     );
 

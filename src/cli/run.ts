@@ -24,6 +24,7 @@ export interface RunCommandOptions {
   readonly resume?: boolean;
   readonly steps?: number;
   readonly threads?: number;
+  readonly stepsPerRun?: number;
 }
 
 export function defaultRunDir(file: string): string {
@@ -61,7 +62,7 @@ export async function runRun(io: Io, file: string, options: RunCommandOptions, v
     const frozen = plan.params.filter((p) => !p.trainable);
     const params = `${count(plan.params.filter((p) => p.trainable))} trainable parameters${frozen.length ? ` (+${count(frozen)} frozen)` : ''}`;
     io.err(`stage ${stage}: ${params}, ${plan.steps} steps of ${plan.batchSize} × ${plan.dataset.seqLen} tokens, ${compiled.manifest.graphs.train_step.nodes.onnx} ONNX nodes per step\n`);
-    const result = await train(compiled.manifest, { modelDir, runDir, device: options.device ?? 'cpu', resume: options.resume ?? false, ...(options.threads ? { threads: options.threads } : {}) });
+    const result = await train(compiled.manifest, { modelDir, runDir, device: options.device ?? 'cpu', resume: options.resume ?? false, ...(options.threads ? { threads: options.threads } : {}), ...(options.stepsPerRun ? { stepsPerRun: options.stepsPerRun } : {}) });
     if (options.resume && result.firstStep === 1) io.err(`note: stage ${stage} had no checkpoint in ${runDir} to resume from; it started at step 1\n`);
     io.out(summary(stage, result));
   }

@@ -23,6 +23,11 @@ export interface TrainOptions {
   readonly resume?: boolean;
   /** Steps between checkpoints (default: the eval interval, else 100); the last step is always saved. */
   readonly checkpointEvery?: number;
+  /**
+   * Steps per session.run (default 1): above 1 the Loop model runs that many steps
+   * at once, so parameters cross to the device and back once per run (for CUDA).
+   */
+  readonly stepsPerRun?: number;
   /** Stop after this step as if killed (tests of resume). */
   readonly stopAfter?: number;
   readonly threads?: number;
@@ -51,6 +56,28 @@ function floatTensor(data: Float32Array, shape: readonly number[]): OrtTensor {
   return new ort.Tensor('float32', data, [...shape]);
 }
 
+/** Batches of consecutive steps stacked on a new leading axis: `batch.F` [rows, ...] → `batches.F` [n, rows, ...]. */
+function stackBatches(batches: readonly Record<string, OrtTensor>[]): Record<string, OrtTensor> {
+  const out: Record<string, OrtTensor> = {};
+  for (const name of Object.keys(batches[0]!)) {
+    const parts = batches.map((b) => b[name]!);
+    const first = parts[0]!;
+    const size = (first.data as ArrayLike<unknown>).length;
+    const dims = [parts.length, ...first.dims];
+    const key = name.replace(/^batch\./, 'batches.');
+    if (first.type === 'int64') {
+      const data = new BigInt64Array(size * parts.length);
+      parts.forEach((p, i) => data.set(p.data as BigInt64Array, i * size));
+      out[key] = new ort.Tensor('int64', data, dims);
+    } else {
+      const data = new Float32Array(size * parts.length);
+      parts.forEach((p, i) => data.set(p.data as Float32Array, i * size));
+      out[key] = new ort.Tensor('float32', data, dims);
+    }
+  }
+  return out;
+}
+
 function int64Scalar(v: number): OrtTensor {
   return new ort.Tensor('int64', BigInt64Array.of(BigInt(v)), []);
 }
@@ -59,15 +86,17 @@ export async function train(manifest: Manifest, options: TrainOptions): Promise<
   const device = options.device ?? 'cpu';
   const session = await createSession(join(options.modelDir, manifest.graphs.train_step.file), device, options.threads);
   const evalSession = manifest.graphs.eval ? await createSession(join(options.modelDir, manifest.graphs.eval.file), device, options.threads, true) : null;
+  const loopSession = (options.stepsPerRun ?? 1) > 1 ? await createSession(join(options.modelDir, manifest.graphs.train_loop.file), device, options.threads) : null;
   try {
-    return await loop(manifest, options, session, evalSession);
+    return await loop(manifest, options, session, evalSession, loopSession);
   } finally {
     await session.release();
     await evalSession?.release();
+    await loopSession?.release();
   }
 }
 
-async function loop(manifest: Manifest, options: TrainOptions, session: OrtSession, evalSession: OrtSession | null): Promise<TrainResult> {
+async function loop(manifest: Manifest, options: TrainOptions, session: OrtSession, evalSession: OrtSession | null, loopSession: OrtSession | null): Promise<TrainResult> {
   const data = openStageData(manifest.dataset, manifest.seed);
   const evalData = manifest.evalDataset ? openStageData(manifest.evalDataset, manifest.seed) : null;
   const B = manifest.batchSize;
@@ -94,6 +123,7 @@ async function loop(manifest: Manifest, options: TrainOptions, session: OrtSessi
   for (const s of manifest.state) feeds[s.input] = floatTensor(state.get(s.input)!, s.shape);
   const trainInputs = new Set(manifest.graphs.train_step.inputs.map((i) => i.name));
   const evalInputs = new Set(manifest.graphs.eval?.inputs.map((i) => i.name) ?? []);
+  const loopInputs = manifest.graphs.train_loop.inputs.map((i) => i.name);
 
   const metricsFile = join(options.runDir, 'metrics.jsonl');
   // A resumed run recomputes the steps after its checkpoint; their old records go.
@@ -134,34 +164,57 @@ async function loop(manifest: Manifest, options: TrainOptions, session: OrtSessi
     progress?.log(`${manifest.stage}  step ${step}  val loss ${loss.toFixed(4)}`);
   };
 
-  try {
-    for (let step = start + 1; step <= last; step++) {
-      Object.assign(feeds, data.trainBatch(step - 1, B * manifest.gradAccum));
-      feeds['step'] = int64Scalar(step);
-      feeds['seed'] = int64Scalar(manifest.seed * 1000003 + step);
-      const t0 = performance.now();
+  const K = Math.max(1, options.stepsPerRun ?? 1);
+  const rows = B * manifest.gradAccum;
+  /** Runs steps first..first+n-1 (one session.run either way); returns each step's loss, lr and gradient norm. */
+  const runSteps = async (first: number, n: number): Promise<{ loss: number; lr: number; gradNorm: number }[]> => {
+    const t0 = performance.now();
+    if (!loopSession) {
+      Object.assign(feeds, data.trainBatch(first - 1, rows));
+      feeds['step'] = int64Scalar(first);
+      feeds['seed'] = int64Scalar(manifest.seed * 1000003 + first);
       const run: Record<string, OrtTensor> = {};
       for (const name of trainInputs) run[name] = feeds[name]!;
       const out = await session.run(run);
       runSeconds += (performance.now() - t0) / 1000;
-      const loss = Number((out['loss']!.data as Float32Array)[0]);
-      if (!Number.isFinite(loss)) {
-        const kept = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written yet';
-        throw new DivergedError(`stage ${manifest.stage}: the loss is ${loss} at step ${step}; stopping (${kept}). Try a lower learning rate or clip_norm.`);
-      }
       for (const [output, input] of Object.entries(manifest.feedback)) feeds[input] = out[output]!;
-      losses.push(loss);
-      const elapsed = (performance.now() - began) / 1000;
-      const tokensPerSec = ((step - start) * B * manifest.gradAccum * T) / elapsed;
-      metrics.write({
-        stage: manifest.stage,
-        step,
-        loss,
-        lr: Number((out['lr']!.data as Float32Array)[0]),
-        grad_norm: Number((out['grad_norm']!.data as Float32Array)[0]),
-        tokens_per_sec: Math.round(tokensPerSec),
-      });
-      progress?.update(step, { loss, tokensPerSec });
+      const scalar = (name: string): number => Number((out[name]!.data as Float32Array)[0]);
+      return [{ loss: scalar('loss'), lr: scalar('lr'), gradNorm: scalar('grad_norm') }];
+    }
+    const run: Record<string, OrtTensor> = { steps: int64Scalar(n), step0: int64Scalar(first), seed_base: int64Scalar(manifest.seed * 1000003) };
+    for (const name of loopInputs) if (feeds[name]) run[name] = feeds[name]!;
+    for (const input of Object.values(manifest.feedback)) run[`init.${input}`] = feeds[input]!;
+    Object.assign(run, stackBatches(Array.from({ length: n }, (_, i) => data.trainBatch(first - 1 + i, rows))));
+    const out = await loopSession.run(run);
+    runSeconds += (performance.now() - t0) / 1000;
+    for (const input of Object.values(manifest.feedback)) feeds[input] = out[`final.${input}`]!;
+    const all = (name: string): Float32Array => out[`all.${name}`]!.data as Float32Array;
+    return Array.from({ length: n }, (_, i) => ({ loss: all('loss')[i]!, lr: all('lr')[i]!, gradNorm: all('grad_norm')[i]! }));
+  };
+  /** Steps until the next eval, checkpoint or the end, at most K. */
+  const chunk = (step: number): number => {
+    let n = Math.min(K, last - step + 1);
+    for (const every of [manifest.evalEvery, checkpointEvery]) if (every) n = Math.min(n, every - ((step - 1) % every));
+    return n;
+  };
+
+  try {
+    for (let first = start + 1; first <= last; ) {
+      const results = await runSteps(first, chunk(first));
+      for (const [i, r] of results.entries()) {
+        const step = first + i;
+        if (!Number.isFinite(r.loss)) {
+          const kept = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written yet';
+          throw new DivergedError(`stage ${manifest.stage}: the loss is ${r.loss} at step ${step}; stopping (${kept}). Try a lower learning rate or clip_norm.`);
+        }
+        losses.push(r.loss);
+        const elapsed = (performance.now() - began) / 1000;
+        const tokensPerSec = ((step - start) * rows * T) / elapsed;
+        metrics.write({ stage: manifest.stage, step, loss: r.loss, lr: r.lr, grad_norm: r.gradNorm, tokens_per_sec: Math.round(tokensPerSec) });
+        progress?.update(step, { loss: r.loss, tokensPerSec });
+      }
+      const step = first + results.length - 1;
+      first = step + 1;
       if (manifest.evalEvery && step % manifest.evalEvery === 0) await evaluate(step);
       if (step % checkpointEvery === 0 || step === manifest.steps) lastCheckpoint = snapshot(step, step === manifest.steps);
     }

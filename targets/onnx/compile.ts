@@ -7,6 +7,7 @@ import type { Graph } from '../../src/ir/graph.js';
 import type { TrainPlan } from '../../src/ir/lower/stage.js';
 import { optimize, type PassReport } from '../../src/ir/passes/index.js';
 import { emitModel } from './emit.js';
+import { emitLoopModel } from './loop.js';
 
 export const MANIFEST_FORMAT = 'pt-recipe-manifest/1';
 
@@ -20,7 +21,7 @@ export interface GraphEntry {
 export interface Manifest extends Omit<TrainPlan, 'graphs'> {
   readonly format: string;
   readonly recipe: string;
-  readonly graphs: { readonly train_step: GraphEntry; readonly eval: GraphEntry | null; readonly inference: GraphEntry };
+  readonly graphs: { readonly train_step: GraphEntry; readonly train_loop: GraphEntry; readonly eval: GraphEntry | null; readonly inference: GraphEntry };
 }
 
 export interface CompiledFile {
@@ -63,6 +64,8 @@ export function compilePlan(plan: TrainPlan, recipe: string, options: CompileOpt
     };
   };
   const train = emit(plan.graphs.trainStep, 'train_step.onnx');
+  const trainLoop = emitTrainLoop(plan, train.graph, producerVersion);
+  files.push({ name: trainLoop.file, bytes: trainLoop.bytes });
   const evalG = plan.graphs.eval ? emit(plan.graphs.eval, 'eval.onnx') : null;
   const inference = emit(plan.graphs.inference, 'inference.onnx', options.inferenceWeights);
   const { graphs: _graphs, ...rest } = plan;
@@ -70,7 +73,27 @@ export function compilePlan(plan: TrainPlan, recipe: string, options: CompileOpt
     format: MANIFEST_FORMAT,
     recipe,
     ...rest,
-    graphs: { train_step: train.entry, eval: evalG?.entry ?? null, inference: inference.entry },
+    graphs: { train_step: train.entry, train_loop: trainLoop.entry, eval: evalG?.entry ?? null, inference: inference.entry },
   };
   return { manifest, files, passes, graphs: { trainStep: train.graph, eval: evalG?.graph ?? null, inference: inference.graph } };
+}
+
+/** train_loop.onnx: the optimised train step as the body of a Loop (see loop.ts). */
+function emitTrainLoop(plan: TrainPlan, step: Graph, producerVersion: string): { file: string; bytes: Uint8Array; entry: GraphEntry } {
+  const batchInputs = plan.batch.map((f) => f.input);
+  const bytes = emitLoopModel(step, { feedback: plan.feedback, batchInputs, scanOutputs: ['loss', 'grad_norm', 'lr'] }, producerVersion);
+  const carried = new Set(Object.values(plan.feedback));
+  const shape = (name: string) => step.inputs.find((v) => v.inputName === name)!;
+  const io = (name: string, dtype: string, dims: readonly number[]) => ({ name, dtype, shape: [...dims] });
+  const inputs = [
+    io('steps', 'i64', []),
+    io('step0', 'i64', []),
+    io('seed_base', 'i64', []),
+    ...[...carried].map((x) => io(`init.${x}`, shape(x).dtype, shape(x).shape)),
+    ...step.inputs.filter((v) => !carried.has(v.inputName!) && !batchInputs.includes(v.inputName!) && v.inputName !== 'step' && v.inputName !== 'seed').map((v) => io(v.inputName!, v.dtype, v.shape)),
+    // -1: the number of steps in the run.
+    ...plan.batch.map((f) => io(`batches.${f.field}`, f.dtype, [-1, ...f.shape])),
+  ];
+  const outputs = [...[...carried].map((x) => io(`final.${x}`, shape(x).dtype, shape(x).shape)), ...['loss', 'grad_norm', 'lr'].map((n) => io(`all.${n}`, 'f32', [-1]))];
+  return { file: 'train_loop.onnx', bytes, entry: { file: 'train_loop.onnx', inputs, outputs, nodes: { ir: step.nodes.length, optimized: step.nodes.length, onnx: 1 } } };
 }

@@ -29,7 +29,18 @@ export interface EmittedModel {
 
 const DEFAULT_EXTERNAL_THRESHOLD = 1.5 * 2 ** 30;
 
-export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel {
+/** A graph's nodes as ONNX nodes, and the constants they read (to be initializers of the model). */
+export interface LoweredNodes {
+  readonly nodes: InstanceType<typeof onnx.NodeProto>[];
+  readonly constants: InstanceType<typeof onnx.TensorProto>[];
+}
+
+/**
+ * Lowers every node of `graph`. Inputs keep their names, outputs get theirs;
+ * other values are `v<id>`, temporaries `<prefix>t<n>`, constants `<prefix>const<n>`
+ * (the prefix keeps the names of a loop body apart from its model's).
+ */
+export function lowerNodes(graph: Graph, prefix = ''): LoweredNodes {
   const nodes: InstanceType<typeof onnx.NodeProto>[] = [];
   const constants = new Map<string, string>();
   const constantProtos: InstanceType<typeof onnx.TensorProto>[] = [];
@@ -45,7 +56,7 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
   const nameOf = (v: Value): string => {
     let n = names.get(v);
     if (n === undefined) {
-      n = `v${v.id}`;
+      n = `${prefix}v${v.id}`;
       names.set(v, n);
     }
     return n;
@@ -55,7 +66,7 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
     const key = `${dtype}|${dims.join(',')}|${values.join(',')}`;
     let name = constants.get(key);
     if (!name) {
-      name = `const${constants.size}`;
+      name = `${prefix}const${constants.size}`;
       constants.set(key, name);
       constantProtos.push(tensorProto(name, makeTensor(dtype, dims, values)));
     }
@@ -66,8 +77,8 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
     input: (node, i) => nameOf(node.inputs[i]!),
     output: (node, i) => nameOf(node.outputs[i]!),
     emit(opType, inputs, outputs, attrs = {}) {
-      const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => `t${temp++}`) : [...outputs];
-      nodes.push(onnx.NodeProto.create({ opType, input: [...inputs], output: outs, name: `n${nodes.length}_${opType}`, attribute: Object.entries(attrs).map(([k, a]) => attribute(k, a)) }));
+      const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => `${prefix}t${temp++}`) : [...outputs];
+      nodes.push(onnx.NodeProto.create({ opType, input: [...inputs], output: outs, name: `${prefix}n${nodes.length}_${opType}`, attribute: Object.entries(attrs).map(([k, a]) => attribute(k, a)) }));
       return outs;
     },
     constInt64: (values, dims) => constant('i64', values, dims ?? [values.length]),
@@ -81,7 +92,11 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
   for (const o of graph.outputs) {
     if (names.get(o.value) !== o.name) ctx.emit('Identity', [nameOf(o.value)], [o.name]);
   }
+  return { nodes, constants: constantProtos };
+}
 
+export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel {
+  const { nodes, constants: constantProtos } = lowerNodes(graph);
   const init = options.initializers ?? new Map();
   const inputs = graph.inputs.filter((v) => !init.has(v.inputName!));
   const initializers = graph.inputs.filter((v) => init.has(v.inputName!)).map((v) => initializerProto(v, init.get(v.inputName!)!));

@@ -101,6 +101,21 @@ describe('training loop', () => {
   });
 });
 
+describe('several steps per session.run', () => {
+  it('gives the losses, evals and checkpoints of one step per run, resumed or not', async () => {
+    const { manifest, modelDir, root } = compileFixture();
+    const one = await train(manifest, { modelDir, runDir: join(root, 'one'), progress: null, checkpointEvery: 6 });
+    const runDir = join(root, 'five');
+    // Chunks of at most 5 steps, cut at evals (every 4) and checkpoints (every 6); killed after step 7.
+    const killed = await train(manifest, { modelDir, runDir, progress: null, checkpointEvery: 6, stepsPerRun: 5, stopAfter: 7 });
+    expect(killed.losses).toEqual(one.losses.slice(0, 7));
+    const resumed = await train(manifest, { modelDir, runDir, progress: null, checkpointEvery: 6, stepsPerRun: 5, resume: true });
+    expect(resumed.firstStep).toBe(7);
+    expect(resumed.losses).toEqual(one.losses.slice(6));
+    expect([...killed.evals, ...resumed.evals.filter((e) => e.step > 7)]).toEqual(one.evals);
+  });
+});
+
 describe('damaged checkpoints', () => {
   it('refuses a truncated model.safetensors with the file and the damage named', async () => {
     const { manifest, modelDir, root } = compileFixture();
