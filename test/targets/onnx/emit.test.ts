@@ -327,6 +327,15 @@ describe('compilePlan on test/fixtures/train/tiny.pt-recipe', () => {
     const loopProto = decode(compiled.files[1]!.bytes);
     expect(loopProto.inputs).toEqual(m.graphs.train_loop.inputs.map((i) => i.name));
     expect(loopProto.outputs).toEqual(m.graphs.train_loop.outputs.map((o) => o.name));
+    // Two steps of it, on the same all-ones feeds: the first loss is ln(vocab) as for train_step below.
+    const twoSteps = { inputs: m.graphs.train_loop.inputs.map((i) => ({ ...i, shape: i.shape.map((d) => (d === -1 ? 2 : d)) })) };
+    const loopFeeds = onesFeeds(twoSteps);
+    loopFeeds.set('steps', makeTensor('i64', [], [2]));
+    for (const [name, t] of loopFeeds) if (name.startsWith('init.opt.')) loopFeeds.set(name, makeTensor('f32', t.shape));
+    const looped = await runOnce(compiled.files[1]!.bytes, loopFeeds);
+    const vocabSize = m.graphs.inference.outputs[0]!.shape.at(-1)!;
+    expect(looped.get('all.loss')!.shape).toEqual([2]);
+    expect(looped.get('all.loss')!.data[0]).toBeCloseTo(Math.log(vocabSize), 4);
     const entries = { 'train_step.onnx': m.graphs.train_step, 'eval.onnx': m.graphs.eval!, 'inference.onnx': m.graphs.inference };
     const vocab = m.graphs.inference.outputs.find((o) => o.name === 'logits')!.shape.at(-1)!;
     expect(vocab).toBeGreaterThan(2);
