@@ -4,7 +4,7 @@
  * construction. The named helpers below are thin wrappers that spell out each
  * op's inputs and attributes.
  */
-import { IrError, type AttrValue, type Attrs, type Graph, type GraphOutput, type Node, type Value } from './graph.js';
+import { IrError, type Attrs, type Graph, type GraphOutput, type Node, type Value } from './graph.js';
 import { lookupOp } from './ops/index.js';
 import { makeTensor, sameShape, type DType, type Tensor } from './tensor.js';
 
@@ -169,11 +169,5 @@ export class GraphBuilder {
   /** A constant filled with one value, broadcast to a shape. */
   full(shape: readonly number[], value: number, dtype: DType = 'f32'): Value {
     return this.expand(this.reshape(this.scalar(value, dtype), shape.map(() => 1)), shape);
-  }
-
-  attr(node: Node, key: string): AttrValue {
-    const v = node.attrs[key];
-    if (v === undefined) throw new IrError(`${node.op}: missing attribute ${key}`);
-    return v;
   }
 }

@@ -48,6 +48,3 @@ export interface Graph {
 }
 
 export class IrError extends Error {}
-
-/** Throws unless every node's inputs are defined before it and its outputs match the op's type rule. */
-export type Validator = (graph: Graph) => void;

@@ -40,10 +40,6 @@ export function makeTensor(dtype: DType, shape: readonly number[], data?: ArrayL
   return { dtype, shape: [...shape], data: out };
 }
 
-export function scalarTensor(dtype: DType, value: number): Tensor {
-  return makeTensor(dtype, [], [value]);
-}
-
 export function formatShapeList(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }
