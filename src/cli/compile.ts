@@ -13,6 +13,7 @@ import type { TrainPlan } from '../ir/lower/stage.js';
 import { initialParams } from '../runtime/init.js';
 import type { Io } from './io.js';
 import { checkedModule, lowerStage } from './pipeline.js';
+import { sizeOf } from '../ir/tensor.js';
 
 export interface CompileCommandOptions {
   readonly out: string;
@@ -52,7 +53,7 @@ export function runCompile(io: Io, file: string, options: CompileCommandOptions,
   for (const r of compiled.passes) {
     io.out(`${r.graph.padEnd(11)} ${String(r.before).padStart(6)} IR nodes → ${String(r.after).padStart(6)} after ${r.perPass.map((p) => `${p.pass} ${p.nodes}`).join(', ')}\n`);
   }
-  const params = plan.params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+  const params = plan.params.reduce((n, p) => n + sizeOf(p.shape), 0);
   io.out(`compiled stage ${plan.stage} (${params.toLocaleString('en-US')} parameters) to ${options.out}/ in ${ms.toFixed(0)} ms: ${compiled.files.map((f) => f.name).join(', ')}, manifest.json\n`);
   return 0;
 }

@@ -16,6 +16,7 @@ import type { Io } from './io.js';
 import { compileStage, writeCompiled } from './compile.js';
 import { checkedModule, lowerStage, stagesInOrder } from './pipeline.js';
 import { NotYetSupported } from '../ir/lower/values.js';
+import { sizeOf } from '../ir/tensor.js';
 
 export interface RunCommandOptions {
   readonly stage?: string;
@@ -58,7 +59,7 @@ export async function runRun(io: Io, file: string, options: RunCommandOptions, v
     const modelDir = join(runDir, stage, 'model');
     const compiled = compileStage(plan, file, version);
     writeCompiled(compiled, modelDir);
-    const count = (ps: typeof plan.params): string => ps.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0).toLocaleString('en-US');
+    const count = (ps: typeof plan.params): string => ps.reduce((n, p) => n + sizeOf(p.shape), 0).toLocaleString('en-US');
     const frozen = plan.params.filter((p) => !p.trainable);
     const params = `${count(plan.params.filter((p) => p.trainable))} trainable parameters${frozen.length ? ` (+${count(frozen)} frozen)` : ''}`;
     io.err(`stage ${stage}: ${params}, ${plan.steps} steps of ${plan.batchSize} × ${plan.dataset.seqLen} tokens, ${compiled.manifest.graphs.train_step.nodes.onnx} ONNX nodes per step\n`);

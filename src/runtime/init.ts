@@ -5,6 +5,7 @@
  */
 import type { PlannedParam } from '../ir/lower/stage.js';
 import { Prng } from './prng.js';
+import { sizeOf } from '../ir/tensor.js';
 
 /** Reads a tensor of a stage's checkpoint: (model, stage, name, expected shape). */
 export type CheckpointTensors = (model: string, stage: string, name: string, shape: readonly number[]) => Float32Array;
@@ -13,7 +14,7 @@ export function initialParams(params: readonly PlannedParam[], seed: number, fro
   const prng = new Prng(seed);
   const out = new Map<string, Float32Array>();
   for (const p of params) {
-    const n = p.shape.reduce((a, b) => a * b, 1);
+    const n = sizeOf(p.shape);
     const data = new Float32Array(n);
     const init = p.init;
     switch (init.kind) {

@@ -13,6 +13,7 @@ import { initialParams } from './init.js';
 import { filterMetrics, MetricsWriter } from './metrics.js';
 import { createSession, ort, type Device, type OrtSession, type OrtTensor } from './ort.js';
 import { createProgress } from './progress.js';
+import { sizeOf } from '../ir/tensor.js';
 
 export interface TrainOptions {
   /** Folder holding the compiled models (manifest.json's files). */
@@ -98,7 +99,10 @@ export async function train(manifest: Manifest, options: TrainOptions): Promise<
 
 async function loop(manifest: Manifest, options: TrainOptions, session: OrtSession, evalSession: OrtSession | null, loopSession: OrtSession | null): Promise<TrainResult> {
   const data = openStageData(manifest.dataset, manifest.seed);
-  const evalData = manifest.evalDataset ? openStageData(manifest.evalDataset, manifest.seed) : null;
+  // `eval every N on corpus.val` reads the val split of the file already loaded for training.
+  const evalSpec = manifest.evalDataset;
+  const sameFile = evalSpec && JSON.stringify({ ...evalSpec, part: null }) === JSON.stringify({ ...manifest.dataset, part: null });
+  const evalData = evalSpec ? (sameFile ? data : openStageData(evalSpec, manifest.seed)) : null;
   const B = manifest.batchSize;
   const T = manifest.dataset.seqLen!;
   // Only the trained model's parameters are checkpointed; frozen models come from their own stages' checkpoints.
@@ -115,7 +119,7 @@ async function loop(manifest: Manifest, options: TrainOptions, session: OrtSessi
     state = ck.state;
     start = ck.trainer.step;
   } else {
-    for (const s of manifest.state) state.set(s.input, new Float32Array(s.shape.reduce((a, b) => a * b, 1)));
+    for (const s of manifest.state) state.set(s.input, new Float32Array(sizeOf(s.shape)));
   }
 
   const feeds: Record<string, OrtTensor> = {};

@@ -6,7 +6,7 @@
 import { IrError, type Graph, type Node, type Value } from '../../src/ir/graph.js';
 import type { LoweringContext, OnnxAttr } from '../../src/ir/op.js';
 import { lookupOp } from '../../src/ir/ops/index.js';
-import { makeTensor, type DType } from '../../src/ir/tensor.js';
+import { makeTensor, sizeOf, type DType } from '../../src/ir/tensor.js';
 import { IR_VERSION, OPSET, onnx, rawBytes, tensorProto, valueInfo } from './proto.js';
 
 export interface EmitOptions {
@@ -142,7 +142,7 @@ function attribute(name: string, a: OnnxAttr): InstanceType<typeof onnx.Attribut
 }
 
 function initializerProto(v: Value, data: Float32Array | BigInt64Array): InstanceType<typeof onnx.TensorProto> {
-  const expected = v.shape.reduce((a, b) => a * b, 1);
+  const expected = sizeOf(v.shape);
   if (data.length !== expected) throw new IrError(`initializer ${v.inputName} has ${data.length} values, its shape [${v.shape.join(', ')}] needs ${expected}`);
   const bytes = data instanceof Float32Array ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : rawBytes('i64', Array.from(data, Number));
   return onnx.TensorProto.create({ name: v.inputName!, dims: [...v.shape], dataType: v.dtype === 'f32' ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64, rawData: bytes.slice() });

@@ -44,7 +44,7 @@ describe('gather', () => {
   it('rejects non-integer ids, a scalar table and out-of-range ids', () => {
     expect(inferError('gather', [['f32', [5, 4]], ['f32', [3]]])).toBe('gather: ids must be i64, not f32[3]');
     expect(inferError('gather', [['f32', []], ['i64', [3]]])).toBe('gather: table must have a row axis, not be a scalar');
-    expect(inferError('gather', [['f32', [5, 4]]])).toBe('gather: expected 2 inputs, got 1');
+    expect(inferError('gather', [['f32', [5, 4]]])).toBe('gather: expects 2 inputs, got 1');
     expect(() => ref('gather', [f32([2, 1], [1, 2]), i64([2], [0, 2])])).toThrow('gather: index 2 at position 1 is outside [0, 2) (the table has 2 rows)');
     expect(() => ref('gather', [f32([2, 1], [1, 2]), i64([1], [-1])])).toThrow('gather: index -1 at position 0 is outside [0, 2)');
   });

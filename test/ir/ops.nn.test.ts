@@ -93,7 +93,7 @@ describe('layer_norm, rms_norm', () => {
     expect(inferError('layer_norm', [['f32', [2, 3, 4]], ['f32', [8]], ['f32', [4]]], { eps: 1e-5 })).toBe('layer_norm: weight [8] must match the last axis of x [2, 3, 4]');
     expect(inferError('layer_norm', [['f32', [2, 3, 4]], ['f32', [4]], ['f32', [1, 4]]], { eps: 1e-5 })).toBe('layer_norm: bias [1, 4] must match the last axis of x [2, 3, 4]');
     expect(inferError('rms_norm', [['f32', [2, 6]], ['f32', [2]]], { eps: 1e-5 })).toBe('rms_norm: weight [2] must match the last axis of x [2, 6]');
-    expect(inferError('rms_norm', [['f32', [2, 6]]], { eps: 1e-5 })).toBe('rms_norm: expected 2 inputs, got 1');
+    expect(inferError('rms_norm', [['f32', [2, 6]]], { eps: 1e-5 })).toBe('rms_norm: expects 2 inputs, got 1');
     expect(inferError('rms_norm', [['f32', [2, 6]], ['f32', [6]]], { eps: -1 })).toBe('rms_norm: eps must be non-negative, not -1');
   });
 

@@ -8,11 +8,9 @@
  */
 import { IrError, type Attrs, type Value, type ValueType } from '../graph.js';
 import type { LoweringContext, OpDef } from '../op.js';
+import { expectArity } from './common.js';
 import { formatShapeList as fmt, makeTensor, sameShape, sizeOf, type Tensor } from '../tensor.js';
 
-function arity(op: string, inputs: readonly ValueType[], n: number): void {
-  if (inputs.length !== n) throw new IrError(`${op}: expected ${n} input${n === 1 ? '' : 's'}, got ${inputs.length}`);
-}
 
 function requireIds(op: string, what: string, v: ValueType): void {
   if (v.dtype !== 'i64') throw new IrError(`${op}: ${what} must be i64, not ${v.dtype}${fmt(v.shape)}`);
@@ -42,7 +40,7 @@ const gather: OpDef = {
   name: 'gather',
   doc: 'gather(table [R, ...], ids i64 [...]) → [...ids, ...]: rows of the table (embedding lookup; ONNX Gather on axis 0).',
   infer(inputs) {
-    arity('gather', inputs, 2);
+    expectArity('gather', inputs, 2);
     const [table, ids] = inputs as [ValueType, ValueType];
     requireIds('gather', 'ids', ids);
     if (table.shape.length === 0) throw new IrError('gather: table must have a row axis, not be a scalar');
@@ -71,7 +69,7 @@ const scatterAddRows: OpDef = {
   name: 'scatter_add_rows',
   doc: 'scatter_add_rows(ids i64 [...], updates [...ids, ...]) {rows} → [rows, ...]: zeros with each update added at its row; repeated ids accumulate (ONNX ScatterND, reduction add).',
   infer(inputs, attrs) {
-    arity('scatter_add_rows', inputs, 2);
+    expectArity('scatter_add_rows', inputs, 2);
     const [ids, updates] = inputs as [ValueType, ValueType];
     requireIds('scatter_add_rows', 'ids', ids);
     if (updates.dtype !== 'f32') throw new IrError(`scatter_add_rows: updates must be f32, not ${updates.dtype}${fmt(updates.shape)}`);
@@ -109,7 +107,7 @@ const takeAlong: OpDef = {
   name: 'take_along',
   doc: 'take_along(x [..., V], idx i64 [...]) → [...]: x at idx along the last axis (ONNX GatherElements on axis −1).',
   infer(inputs) {
-    arity('take_along', inputs, 2);
+    expectArity('take_along', inputs, 2);
     const [x, idx] = inputs as [ValueType, ValueType];
     requireIds('take_along', 'idx', idx);
     if (x.shape.length === 0) throw new IrError('take_along: x must have at least one axis, not be a scalar');
@@ -138,7 +136,7 @@ const oneHot: OpDef = {
   name: 'one_hot',
   doc: 'one_hot(idx i64 [...]) {depth} → f32 [..., depth]: 1 at idx (negative idx counts from the end; outside [−depth, depth) gives a zero row, as ONNX OneHot).',
   infer(inputs, attrs) {
-    arity('one_hot', inputs, 1);
+    expectArity('one_hot', inputs, 1);
     const idx = inputs[0]!;
     requireIds('one_hot', 'idx', idx);
     return [{ dtype: 'f32', shape: [...idx.shape, countAttr('one_hot', attrs, 'depth')] }];

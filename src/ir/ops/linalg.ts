@@ -6,7 +6,7 @@ import type { GraphBuilder } from '../builder.js';
 import type { Attrs, Node, Value, ValueType } from '../graph.js';
 import type { OpDef } from '../op.js';
 import { broadcastIndex, broadcastShapes, formatShapeList as fmt, sizeOf, type DType } from '../tensor.js';
-import { boolAttr, describe, expectArity, expectDtype, intsAttr, normalizeAxes, opError, tensorOf } from './elementwise.js';
+import { boolAttr, describe, expectArity, expectDtype, intsAttr, normalizeAxes, opError, tensorOf } from './common.js';
 
 // ------------------------------------------------------------------ matmul
 

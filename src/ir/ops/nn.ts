@@ -7,13 +7,11 @@
  */
 import { IrError, type AttrValue, type Attrs, type Value, type ValueType } from '../graph.js';
 import type { OpDef } from '../op.js';
+import { expectArity } from './common.js';
 import { formatShapeList as fmt, makeTensor, sameShape, sizeOf, type Tensor } from '../tensor.js';
 
 // ------------------------------------------------------------ shared checks
 
-function arity(op: string, inputs: readonly ValueType[], n: number): void {
-  if (inputs.length !== n) throw new IrError(`${op}: expected ${n} input${n === 1 ? '' : 's'}, got ${inputs.length}`);
-}
 
 function requireDtype(op: string, what: string, v: ValueType, dtype: ValueType['dtype']): void {
   if (v.dtype !== dtype) throw new IrError(`${op}: ${what} must be ${dtype}, not ${v.dtype}${fmt(v.shape)}`);
@@ -57,7 +55,7 @@ function last(shape: readonly number[]): number {
 // ------------------------------------------------------------ softmax
 
 function inferAlongAxis(op: string, inputs: readonly ValueType[], attrs: Attrs): ValueType[] {
-  arity(op, inputs, 1);
+  expectArity(op, inputs, 1);
   const x = inputs[0]!;
   requireDtype(op, 'x', x, 'f32');
   if (x.shape.length === 0) throw new IrError(`${op}: x must have at least one axis, not a scalar`);
@@ -133,7 +131,7 @@ function epsAttr(op: string, attrs: Attrs): number {
 
 /** Checks x (f32, rank ≥ 1) and per-feature parameters of shape [last axis of x]. */
 function inferNorm(op: string, inputs: readonly ValueType[], attrs: Attrs, params: readonly string[]): ValueType[] {
-  arity(op, inputs, 1 + params.length);
+  expectArity(op, inputs, 1 + params.length);
   const x = inputs[0]!;
   requireDtype(op, 'x', x, 'f32');
   if (x.shape.length === 0) throw new IrError(`${op}: x must have at least one axis, not a scalar`);
@@ -250,7 +248,7 @@ const rope: OpDef = {
   name: 'rope',
   doc: 'rope(x) {base, inverse}: rotary position embedding over [..., T, D], rotate-half convention; inverse rotates back.',
   infer(inputs, attrs) {
-    arity('rope', inputs, 1);
+    expectArity('rope', inputs, 1);
     const x = inputs[0]!;
     requireDtype('rope', 'x', x, 'f32');
     if (x.shape.length < 2) throw new IrError(`rope: x ${fmt(x.shape)} must have at least two axes [..., T, D]`);
@@ -368,7 +366,7 @@ const dropout: OpDef = {
   name: 'dropout',
   doc: 'dropout(x, seed) {p, salt?}: x · mask / (1 − p), mask from a hash of (seed, salt, flat index); the same seed gives the same mask.',
   infer(inputs, attrs) {
-    arity('dropout', inputs, 2);
+    expectArity('dropout', inputs, 2);
     const [x, seed] = inputs as [ValueType, ValueType];
     requireDtype('dropout', 'x', x, 'f32');
     if (seed.dtype !== 'i64' || seed.shape.length !== 0) throw new IrError(`dropout: seed must be an i64 scalar, not ${seed.dtype}${fmt(seed.shape)}`);
@@ -429,7 +427,7 @@ const crossEntropy: OpDef = {
     'cross_entropy(logits [..., V], targets i64 [...]) {ignore_index}: mean over non-ignored positions of −log_softmax(logits)[target]; ' +
     'NaN (0/0) when every target is ignored, as ONNX SoftmaxCrossEntropyLoss.',
   infer(inputs, attrs) {
-    arity('cross_entropy', inputs, 2);
+    expectArity('cross_entropy', inputs, 2);
     const [logits, targets] = inputs as [ValueType, ValueType];
     requireDtype('cross_entropy', 'logits', logits, 'f32');
     requireDtype('cross_entropy', 'targets', targets, 'i64');

@@ -5,7 +5,7 @@
 import type { Attrs, Value, ValueType } from '../graph.js';
 import type { OpDef } from '../op.js';
 import { formatShapeList as fmt, sizeOf, stridesOf, type Tensor } from '../tensor.js';
-import { expectArity, intAttr, intsAttr, normalizeAxes, normalizeAxis, opError, tensorOf } from './elementwise.js';
+import { expectArity, intAttr, intsAttr, normalizeAxes, normalizeAxis, opError, tensorOf } from './common.js';
 
 /**
  * For each flat index of `shape` (row-major), `offset + Σ coord[d]·strides[d]`:
