@@ -69,8 +69,8 @@ export function fromOrt(t: OrtTensor): Tensor {
   return { dtype, shape: [...t.dims], data };
 }
 
-/** Runs a model once on reference tensors (for tests and small checks). */
-export async function runOnce(model: Uint8Array, feeds: ReadonlyMap<string, Tensor>): Promise<Map<string, Tensor>> {
+/** Runs a model (bytes or a path) once on reference tensors (for tests and small checks). */
+export async function runOnce(model: Uint8Array | string, feeds: ReadonlyMap<string, Tensor>): Promise<Map<string, Tensor>> {
   const session = await createSession(model);
   try {
     const input: Record<string, OrtTensor> = {};

@@ -16,7 +16,7 @@ import { evaluateGraph } from '../../../src/ir/evaluate.js';
 import { IrError, type Graph } from '../../../src/ir/graph.js';
 import { lowerTrainStage, type TrainPlan } from '../../../src/ir/lower/stage.js';
 import { makeTensor, type DType, type Tensor } from '../../../src/ir/tensor.js';
-import { createSession, fromOrt, runOnce, toOrt, type OrtTensor } from '../../../src/runtime/ort.js';
+import { runOnce } from '../../../src/runtime/ort.js';
 import { compilePlan, MANIFEST_FORMAT, type Compiled } from '../../../targets/onnx/compile.js';
 import { emitModel } from '../../../targets/onnx/emit.js';
 import { IR_VERSION, onnx, OPSET } from '../../../targets/onnx/proto.js';
@@ -194,18 +194,6 @@ function inferenceData(rows: number, cols: number) {
   return { init, x, allFeeds };
 }
 
-async function runSession(model: Uint8Array | string, feeds: ReadonlyMap<string, Tensor>): Promise<Map<string, Tensor>> {
-  const session = await createSession(model);
-  try {
-    const input: Record<string, OrtTensor> = {};
-    for (const [k, v] of feeds) input[k] = toOrt(v);
-    const out = await session.run(input);
-    return new Map(Object.entries(out).map(([k, v]) => [k, fromOrt(v as OrtTensor)]));
-  } finally {
-    await session.release();
-  }
-}
-
 describe('emitModel: initializers', () => {
   it('graph inputs given as initializers are stored in the model; only the rest are fed, with the same results', async () => {
     const g = inferenceGraph(3, 4);
@@ -270,8 +258,8 @@ describe('emitModel: initializers', () => {
     expect(readFileSync(join(dir, 'inline.onnx')).includes(wBytes)).toBe(true);
 
     const feeds = new Map([['x', x]]);
-    const fromPath = await runSession(join(dir, 'infer.onnx'), feeds);
-    const fromInline = await runSession(join(dir, 'inline.onnx'), feeds);
+    const fromPath = await runOnce(join(dir, 'infer.onnx'), feeds);
+    const fromInline = await runOnce(join(dir, 'inline.onnx'), feeds);
     for (const k of ['y', 'rows']) expect(Array.from(fromPath.get(k)!.data), k).toEqual(Array.from(fromInline.get(k)!.data));
     const ref = evaluateGraph(g, inferenceData(rows, cols).allFeeds);
     expectClose(fromPath.get('y'), ref.get('y')!, 1e-5, 'y');
