@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import { evaluateGraph } from '../../src/ir/evaluate.js';
-import { IrError, type Attrs, type ValueType } from '../../src/ir/graph.js';
+import { type ValueType } from '../../src/ir/graph.js';
 import { buildGradientGraph } from '../../src/ir/gradcheck.js';
-import { lookupOp } from '../../src/ir/ops/index.js';
 import { makeTensor, type DType, type Tensor } from '../../src/ir/tensor.js';
 import { runOnce } from '../../src/runtime/ort.js';
 import { emitModel } from '../../targets/onnx/emit.js';

@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { evaluateGraph } from '../../src/ir/evaluate.js';
-import { IrError, type Attrs, type ValueType } from '../../src/ir/graph.js';
+import { type ValueType } from '../../src/ir/graph.js';
 import { buildGradientGraph } from '../../src/ir/gradcheck.js';
-import { lookupOp } from '../../src/ir/ops/index.js';
-import { makeTensor, type DType, type Tensor } from '../../src/ir/tensor.js';
+import { makeTensor, type DType } from '../../src/ir/tensor.js';
 import { checkOp, evalOp, inferError } from './opcheck.js';
 
 const t = (dtype: DType, shape: number[]): ValueType => ({ dtype, shape });

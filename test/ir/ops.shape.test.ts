@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { IrError, type Attrs, type ValueType } from '../../src/ir/graph.js';
-import { lookupOp } from '../../src/ir/ops/index.js';
+import { type ValueType } from '../../src/ir/graph.js';
 import { makeTensor, type DType, type Tensor } from '../../src/ir/tensor.js';
 import { checkOp, evalOp, inferError } from './opcheck.js';
 
