@@ -4,13 +4,12 @@
  * in the same folder, then rename), so an interrupted run leaves either the
  * old or the new text, never half of one.
  */
-import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, chmodSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { realpathSync, statSync } from 'node:fs';
 import { stripLocations, type Recipe } from '../language/ast.js';
 import { DiagnosticBag, SourceFile } from '../language/diagnostics.js';
 import { parseRecipe } from '../language/parser.js';
 import { formatRecipe } from '../language/printer.js';
+import { writeFileAtomic } from '../runtime/atomic.js';
 import { expandPaths, paint, plural, readSource, renderDiagnostics, type Io } from './io.js';
 
 /** Options of `ptr fmt`, as commander parses them. */
@@ -90,30 +89,10 @@ function assertSameMeaning(path: string, before: Recipe, formatted: string): voi
   }
 }
 
-/** Writes next to the target and renames over it; keeps the file's permission bits and follows symlinks. */
+/** Rewrites the file atomically; keeps its permission bits and follows symlinks (the link stays a link). */
 function writeAtomically(path: string, text: string): void {
   const target = realpathSync(path);
-  const mode = statSync(target).mode & 0o7777;
-  const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  let fd: number | null = null;
-  try {
-    fd = openSync(tmp, 'wx', 0o600);
-    writeSync(fd, text, null, 'utf8');
-    // Flushed before the rename, so a crash cannot leave an empty file under the real name.
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = null;
-    chmodSync(tmp, mode);
-    renameSync(tmp, target);
-  } catch (e) {
-    if (fd !== null) closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // The temp file may never have been created.
-    }
-    throw e;
-  }
+  writeFileAtomic(target, text, { mode: statSync(target).mode & 0o7777 });
 }
 
 function writeFailure(e: unknown): string {

@@ -4,20 +4,28 @@
  * target, is fsynced, and is renamed over the target. A reader sees either the
  * old file or the new one, never a mixture.
  */
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
+/** Options of {@link writeFileAtomic}. */
+export interface AtomicWriteOptions {
+  /** Exact permission bits of the new file (umask not applied); default 0o644 less the umask. */
+  readonly mode?: number;
+}
+
 /** Writes `data` to `path` atomically (same-directory temp file, fsync, rename, directory fsync). */
-export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+export function writeFileAtomic(path: string, data: Uint8Array | string, options: AtomicWriteOptions = {}): void {
   const dir = dirname(path);
   // Same directory, so the rename never crosses a file system; the random part keeps
   // concurrent writers (and leftovers of a killed one) from colliding.
   const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(temp, 'wx', 0o644);
+  // Created private when a mode is given, so the file is never more open than asked for.
+  const fd = openSync(temp, 'wx', options.mode === undefined ? 0o644 : 0o600);
   let renamed = false;
   try {
     try {
+      if (options.mode !== undefined) fchmodSync(fd, options.mode);
       const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
       let written = 0;
       while (written < bytes.byteLength) {

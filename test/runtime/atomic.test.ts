@@ -2,7 +2,7 @@
  * The atomic writer: the target is replaced whole or not at all, and no
  * temporary files are left behind either way.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -38,6 +38,15 @@ describe('writeFileAtomic', () => {
     expect(() => writeFileAtomic(path, bad)).toThrow();
     expect(readFileSync(path, 'utf8')).toBe('old contents');
     expect(readdirSync(dir)).toEqual(['checkpoint.safetensors']);
+  });
+
+  it('gives the new file exactly the mode asked for, umask or not', () => {
+    const path = join(dir, 'secret.txt');
+    writeFileAtomic(path, 'x', { mode: 0o600 });
+    expect(statSync(path).mode & 0o7777).toBe(0o600);
+    writeFileAtomic(path, 'y', { mode: 0o666 });
+    expect(statSync(path).mode & 0o7777).toBe(0o666);
+    expect(readFileSync(path, 'utf8')).toBe('y');
   });
 
   it('fails without touching anything when the directory does not exist', () => {
