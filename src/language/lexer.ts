@@ -12,7 +12,7 @@
  *     String     = '"' , { StringChar | Escape } , '"' ;
  *     Comment    = "#" , { AnyCharButNewline } ;
  */
-import { createToken, Lexer, type IToken, type TokenType } from 'chevrotain';
+import { createToken, EOF, Lexer, type IToken, type TokenType } from 'chevrotain';
 import type { Comment } from './ast.js';
 import type { DiagnosticBag, SourceFile } from './diagnostics.js';
 
@@ -200,6 +200,16 @@ export function describeText(text: string, max = 24): string {
   const cut = [...text];
   const shown = cut.length > max ? `${cut.slice(0, max).join('')}…` : text;
   return shown.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\ufeff\ud800-\udfff]/g, (c) => `\\u{${c.charCodeAt(0).toString(16).toUpperCase()}}`);
+}
+
+/** Whether `t` is a token from the text: not the end of input, not one inserted by error recovery (those have NaN offsets). */
+export function isRealToken(t: IToken | undefined): t is IToken {
+  return t !== undefined && t.tokenType !== EOF && !t.isInsertedInRecovery && Number.isFinite(t.startOffset);
+}
+
+/** The offset just past `t`. */
+export function tokenEnd(t: IToken): number {
+  return t.startOffset + t.image.length;
 }
 
 /**
