@@ -3,10 +3,11 @@
  * the parameters and the loss backwards, asking each op's gradient rule for
  * the gradients of its inputs; a value read by several nodes gets the sum of
  * their contributions. Only values that depend on a requested parameter get
- * gradients, so frozen models and data cost nothing.
+ * gradients, so frozen models and data cost nothing. The nodes it adds are
+ * marked `backward`, with the recipe span of the forward node each comes from.
  */
 import type { GraphBuilder } from './builder.js';
-import { IrError, type Node, type Value } from './graph.js';
+import { describeNode, IrError, type Node, type Provenance, type Value } from './graph.js';
 import { lookupOp } from './ops/index.js';
 import { formatShapeList, sameShape } from './tensor.js';
 
@@ -40,17 +41,22 @@ export function gradients(b: GraphBuilder, loss: Value, wrt: readonly Value[]): 
     const prev = grads.get(v);
     grads.set(v, prev ? b.add(prev, g) : g);
   };
+  // Backward nodes keep the span of the forward node they differentiate (the sum of
+  // a value's gradient contributions, that of the node contributing), marked backward.
+  const backwardOf = (node: Node | null): Provenance => ({ span: node?.provenance.span ?? null, phase: 'backward' });
   b.scoped('grad', () => {
-    grads.set(loss, b.scalar(1));
+    b.withProvenance(backwardOf(loss.producer), () => grads.set(loss, b.scalar(1)));
     for (const node of onPath) {
       const outGrads = node.outputs.map((o) => grads.get(o) ?? null);
       if (outGrads.every((g) => g === null)) continue;
       const def = lookupOp(node.op);
-      if (!def.grad) throw new IrError(`no gradient rule for ${node.op}${node.scope ? ` (in ${node.scope})` : ''}`);
-      const inGrads = b.scoped(node.scope || node.op, () => def.grad!(b, node, outGrads));
-      node.inputs.forEach((v, i) => {
-        const g = inGrads[i];
-        if (g && dependsOnParam.has(v)) accumulate(v, g);
+      if (!def.grad) throw new IrError(`no gradient rule for ${describeNode(node)}`);
+      b.withProvenance(backwardOf(node), () => {
+        const inGrads = b.scoped(node.scope || node.op, () => def.grad!(b, node, outGrads));
+        node.inputs.forEach((v, i) => {
+          const g = inGrads[i];
+          if (g && dependsOnParam.has(v)) accumulate(v, g);
+        });
       });
     }
   });

@@ -1,22 +1,42 @@
 /**
  * Builds IR graphs. `emit` is the one way to add a node: it looks the op up in
  * the op table and runs its type rule, so a graph is well typed by
- * construction. The named helpers below are thin wrappers that spell out each
- * op's inputs and attributes.
+ * construction. The named helpers (`b.mul`, `b.reduceSum`, …) come from
+ * `OpBuilder`. Every node records the builder's current scope (`blocks.2.attn`)
+ * and provenance (recipe span and phase), which the lowering, autodiff and the
+ * optimizer set around the code that emits it.
  */
-import { IrError, type Attrs, type Graph, type GraphOutput, type Node, type Value } from './graph.js';
+import { IrError, NO_PROVENANCE, type Attrs, type Graph, type GraphOutput, type Node, type Phase, type Provenance, type SourcePoint, type Value } from './graph.js';
+import { OpBuilder } from './opBuilder.js';
 import { lookupOp } from './ops/index.js';
-import { makeTensor, sameShape, type DType, type Tensor } from './tensor.js';
+import type { DType } from './tensor.js';
 
-export class GraphBuilder {
+export class GraphBuilder extends OpBuilder {
   private readonly inputList: Value[] = [];
   private readonly nodeList: Node[] = [];
   private readonly outputList: GraphOutput[] = [];
   private nextValue = 0;
   private nextNode = 0;
   private scopes: string[] = [];
+  private current: Provenance = NO_PROVENANCE;
 
-  constructor(readonly name: string) {}
+  constructor(readonly name: string) {
+    super();
+  }
+
+  /**
+   * A builder that continues `graph`: same name, the same input values, and
+   * fresh ids above every id in it, with no nodes yet. The rewriter
+   * (`passes/rewrite.ts`) rebuilds a graph through it.
+   */
+  static continuing(graph: Graph): GraphBuilder {
+    const b = new GraphBuilder(graph.name);
+    b.inputList.push(...graph.inputs);
+    const valueIds = [...graph.inputs.map((v) => v.id), ...graph.nodes.flatMap((n) => n.outputs.map((o) => o.id))];
+    b.nextValue = Math.max(-1, ...valueIds) + 1;
+    b.nextNode = Math.max(-1, ...graph.nodes.map((n) => n.id)) + 1;
+    return b;
+  }
 
   input(name: string, dtype: DType, shape: readonly number[]): Value {
     if (this.inputList.some((v) => v.inputName === name)) throw new IrError(`graph ${this.name}: duplicate input ${name}`);
@@ -44,8 +64,71 @@ export class GraphBuilder {
     return this.scopes.join('.');
   }
 
+  /** The provenance recorded on nodes emitted now. */
+  get provenance(): Provenance {
+    return this.current;
+  }
+
+  /** Runs `body` with new nodes attributed to the recipe expression at `span` (the phase is kept). */
+  at<T>(span: SourcePoint, body: () => T): T {
+    return this.withProvenance({ span, phase: this.current.phase }, body);
+  }
+
+  /** Runs `body` with new nodes marked as belonging to `phase` (the span is kept). */
+  inPhase<T>(phase: Phase, body: () => T): T {
+    return this.withProvenance({ span: this.current.span, phase }, body);
+  }
+
+  /** Runs `body` with `provenance` recorded on new nodes. */
+  withProvenance<T>(provenance: Provenance, body: () => T): T {
+    const saved = this.current;
+    this.current = provenance;
+    try {
+      return body();
+    } finally {
+      this.current = saved;
+    }
+  }
+
+  /** Runs `body` with the scope and provenance of `node`: what replaces a node looks as if it came from where the node did. */
+  withOriginOf<T>(node: Node, body: () => T): T {
+    const saved = this.scopes;
+    this.scopes = node.scope ? [node.scope] : [];
+    try {
+      return this.withProvenance(node.provenance, body);
+    } finally {
+      this.scopes = saved;
+    }
+  }
+
   /** Adds a node; returns its outputs. */
   emit(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value[] {
+    return this.addNode(op, inputs, attrs, null);
+  }
+
+  /**
+   * For the rewriter: a copy of `node` reading `inputs` instead of its own. The
+   * type rule runs again; the outputs are new values (their producer is the copy)
+   * that keep the old outputs' ids, so `node` itself must not stay in the graph.
+   */
+  reemit(node: Node, inputs: readonly Value[]): Value[] {
+    return this.withOriginOf(node, () =>
+      this.addNode(
+        node.op,
+        inputs,
+        node.attrs,
+        node.outputs.map((o) => o.id),
+      ),
+    );
+  }
+
+  /** For the rewriter: appends `node` as it is (its inputs must already be in this graph). */
+  adopt(node: Node): readonly Value[] {
+    this.nodeList.push(node);
+    return node.outputs;
+  }
+
+  private addNode(op: string, inputs: readonly Value[], attrs: Attrs, outputIds: readonly number[] | null): Value[] {
     const def = lookupOp(op);
     let types;
     try {
@@ -54,120 +137,15 @@ export class GraphBuilder {
       const where = this.scope ? ` (in ${this.scope})` : '';
       throw new IrError(`${(e as Error).message}${where}`);
     }
+    if (outputIds && outputIds.length !== types.length) throw new IrError(`${op}: the copy has ${types.length} outputs, the node it replaces ${outputIds.length}`);
     const outputs: Value[] = [];
-    const node: Node = { id: this.nextNode++, op, inputs: [...inputs], attrs, outputs, scope: this.scope };
-    for (const t of types) outputs.push({ id: this.nextValue++, dtype: t.dtype, shape: [...t.shape], producer: node, inputName: null });
+    const node: Node = { id: this.nextNode++, op, inputs: [...inputs], attrs, outputs, scope: this.scope, provenance: this.current };
+    types.forEach((t, i) => outputs.push({ id: outputIds ? outputIds[i]! : this.nextValue++, dtype: t.dtype, shape: [...t.shape], producer: node, inputName: null }));
     this.nodeList.push(node);
     return outputs;
   }
 
-  one(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value {
-    const out = this.emit(op, inputs, attrs);
-    if (out.length !== 1) throw new IrError(`${op} has ${out.length} outputs, expected one`);
-    return out[0]!;
-  }
-
   build(): Graph {
     return { name: this.name, inputs: [...this.inputList], nodes: [...this.nodeList], outputs: [...this.outputList] };
-  }
-
-  // ------------------------------------------------------------ constants
-
-  constant(value: Tensor): Value {
-    return this.one('constant', [], { value });
-  }
-
-  scalar(value: number, dtype: DType = 'f32'): Value {
-    return this.constant(makeTensor(dtype, [], [value]));
-  }
-
-  // ------------------------------------------------------------ elementwise
-
-  neg = (x: Value): Value => this.one('neg', [x]);
-  exp = (x: Value): Value => this.one('exp', [x]);
-  log = (x: Value): Value => this.one('log', [x]);
-  sqrt = (x: Value): Value => this.one('sqrt', [x]);
-  reciprocal = (x: Value): Value => this.one('reciprocal', [x]);
-  tanh = (x: Value): Value => this.one('tanh', [x]);
-  sigmoid = (x: Value): Value => this.one('sigmoid', [x]);
-  relu = (x: Value): Value => this.one('relu', [x]);
-  gelu = (x: Value): Value => this.one('gelu', [x]);
-  silu = (x: Value): Value => this.one('silu', [x]);
-  abs = (x: Value): Value => this.one('abs', [x]);
-  softplus = (x: Value): Value => this.one('softplus', [x]);
-  logSigmoid = (x: Value): Value => this.one('log_sigmoid', [x]);
-  cos = (x: Value): Value => this.one('cos', [x]);
-  sin = (x: Value): Value => this.one('sin', [x]);
-
-  add = (a: Value, b: Value): Value => this.one('add', [a, b]);
-  sub = (a: Value, b: Value): Value => this.one('sub', [a, b]);
-  mul = (a: Value, b: Value): Value => this.one('mul', [a, b]);
-  div = (a: Value, b: Value): Value => this.one('div', [a, b]);
-  pow = (a: Value, b: Value): Value => this.one('pow', [a, b]);
-  maximum = (a: Value, b: Value): Value => this.one('maximum', [a, b]);
-  minimum = (a: Value, b: Value): Value => this.one('minimum', [a, b]);
-
-  less = (a: Value, b: Value): Value => this.one('less', [a, b]);
-  greater = (a: Value, b: Value): Value => this.one('greater', [a, b]);
-  equal = (a: Value, b: Value): Value => this.one('equal', [a, b]);
-  not = (a: Value): Value => this.one('not', [a]);
-  and = (a: Value, b: Value): Value => this.one('and', [a, b]);
-  or = (a: Value, b: Value): Value => this.one('or', [a, b]);
-
-  where = (cond: Value, a: Value, b: Value): Value => this.one('where', [cond, a, b]);
-  cast = (x: Value, to: DType): Value => (x.dtype === to ? x : this.one('cast', [x], { to }));
-
-  // ------------------------------------------------------------ linear algebra, reductions
-
-  matmul = (a: Value, b: Value): Value => this.one('matmul', [a, b]);
-
-  reduceSum = (x: Value, axes: readonly number[], keepdims = false): Value => this.one('reduce_sum', [x], { axes, keepdims });
-  reduceMean = (x: Value, axes: readonly number[], keepdims = false): Value => this.one('reduce_mean', [x], { axes, keepdims });
-  reduceMax = (x: Value, axes: readonly number[], keepdims = false): Value => this.one('reduce_max', [x], { axes, keepdims });
-
-  softmax = (x: Value, axis: number): Value => this.one('softmax', [x], { axis });
-  logSoftmax = (x: Value, axis: number): Value => this.one('log_softmax', [x], { axis });
-  layerNorm = (x: Value, w: Value, b: Value, eps: number): Value => this.one('layer_norm', [x, w, b], { eps });
-  rmsNorm = (x: Value, w: Value, eps: number): Value => this.one('rms_norm', [x, w], { eps });
-
-  // ------------------------------------------------------------ shape
-
-  reshape = (x: Value, shape: readonly number[]): Value => (sameShape(x.shape, shape) ? x : this.one('reshape', [x], { shape }));
-  transpose = (x: Value, perm: readonly number[]): Value => (perm.every((p, i) => p === i) ? x : this.one('transpose', [x], { perm }));
-  slice = (x: Value, starts: readonly number[], ends: readonly number[], axes: readonly number[], steps?: readonly number[]): Value =>
-    this.one('slice', [x], { starts, ends, axes, steps: steps ?? starts.map(() => 1) });
-  concat = (xs: readonly Value[], axis: number): Value => (xs.length === 1 ? xs[0]! : this.one('concat', xs, { axis }));
-  expand = (x: Value, shape: readonly number[]): Value => (sameShape(x.shape, shape) ? x : this.one('expand', [x], { shape }));
-  /** Zero padding: `pads` is [begin_0, …, begin_n-1, end_0, …, end_n-1] as in ONNX Pad. */
-  pad = (x: Value, pads: readonly number[]): Value => (pads.every((p) => p === 0) ? x : this.one('pad', [x], { pads }));
-
-  // ------------------------------------------------------------ indexing and losses
-
-  gather = (table: Value, ids: Value): Value => this.one('gather', [table, ids]);
-  scatterAddRows = (ids: Value, updates: Value, rows: number): Value => this.one('scatter_add_rows', [ids, updates], { rows });
-  takeAlong = (x: Value, idx: Value): Value => this.one('take_along', [x, idx]);
-  oneHot = (idx: Value, depth: number): Value => this.one('one_hot', [idx], { depth });
-  crossEntropy = (logits: Value, targets: Value, ignoreIndex = -100): Value => this.one('cross_entropy', [logits, targets], { ignore_index: ignoreIndex });
-  /** Rotary embedding over the last two axes [..., T, D]; `inverse` rotates by the negative angles (its gradient). */
-  rope = (x: Value, base: number, inverse = false): Value => this.one('rope', [x], { base, inverse });
-  dropout = (x: Value, seed: Value, p: number): Value => this.one('dropout', [x, seed], { p });
-
-  // ------------------------------------------------------------ helpers for gradient rules
-
-  /** Sums a broadcast gradient back down to `shape` (the inverse of broadcasting to g's shape). */
-  sumToShape(g: Value, shape: readonly number[]): Value {
-    if (sameShape(g.shape, shape)) return g;
-    const lead = g.shape.length - shape.length;
-    const axes: number[] = [];
-    for (let i = 0; i < g.shape.length; i++) {
-      if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
-    }
-    const summed = axes.length ? this.reduceSum(g, axes, true) : g;
-    return this.reshape(summed, shape);
-  }
-
-  /** A constant filled with one value, broadcast to a shape. */
-  full(shape: readonly number[], value: number, dtype: DType = 'f32'): Value {
-    return this.expand(this.reshape(this.scalar(value, dtype), shape.map(() => 1)), shape);
   }
 }

@@ -2,7 +2,7 @@
  * What one op of the op table defines, side by side: its type rule, its
  * reference semantics (float64 evaluator), its ONNX lowering and its gradient.
  */
-import type { GraphBuilder } from './builder.js';
+import type { OpBuilder } from './opBuilder.js';
 import type { Attrs, Node, Value, ValueType } from './graph.js';
 import type { Tensor } from './tensor.js';
 
@@ -47,5 +47,5 @@ export interface OpDef {
    * Returns null for an input that is not differentiable (indices, masks).
    * Absent: no input is differentiable.
    */
-  grad?(b: GraphBuilder, node: Node, outputGrads: readonly (Value | null)[]): (Value | null)[];
+  grad?(b: OpBuilder, node: Node, outputGrads: readonly (Value | null)[]): (Value | null)[];
 }

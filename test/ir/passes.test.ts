@@ -1,6 +1,6 @@
 /**
  * The graph passes: CSE, DCE, constant folding and the `optimize` pipeline.
- * Every result is checked with a small structural verifier (SSA order, types
+ * Every result is checked with the IR verifier (SSA order, producers, types
  * re-inferred by the op table), and semantics are checked by running the
  * graph before and after through the reference evaluator and through ONNX.
  */
@@ -8,35 +8,20 @@ import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import { evaluateGraph } from '../../src/ir/evaluate.js';
 import type { Graph, Node, Value } from '../../src/ir/graph.js';
-import { lookupOp } from '../../src/ir/ops/index.js';
 import { foldConstants } from '../../src/ir/passes/constfold.js';
 import { eliminateCommonSubexpressions } from '../../src/ir/passes/cse.js';
 import { eliminateDeadCode } from '../../src/ir/passes/dce.js';
 import { optimize } from '../../src/ir/passes/index.js';
 import { makeTensor, sameShape, type Tensor } from '../../src/ir/tensor.js';
+import { verifyGraph } from '../../src/ir/verify.js';
 import { runOnce } from '../../src/runtime/ort.js';
 import { Prng } from '../../src/runtime/prng.js';
 import { emitModel } from '../../targets/onnx/emit.js';
 
 // ------------------------------------------------------------------ helpers
 
-/** Structural check: inputs defined before use, each value produced once, types as the op table infers them. */
-function verify(graph: Graph): void {
-  const defined = new Set<Value>(graph.inputs);
-  for (const n of graph.nodes) {
-    for (const v of n.inputs) expect(defined.has(v), `${n.op} (node ${n.id}) reads value ${v.id} before it is defined`).toBe(true);
-    const types = lookupOp(n.op).infer(n.inputs, n.attrs);
-    expect(types.length).toBe(n.outputs.length);
-    n.outputs.forEach((o, i) => {
-      expect(defined.has(o), `value ${o.id} defined twice`).toBe(false);
-      expect(o.producer, `value ${o.id}: producer`).toBeTruthy();
-      expect(o.dtype).toBe(types[i]!.dtype);
-      expect(sameShape(o.shape, types[i]!.shape), `${n.op}: shape ${o.shape} vs inferred ${types[i]!.shape}`).toBe(true);
-      defined.add(o);
-    });
-  }
-  for (const o of graph.outputs) expect(defined.has(o.value), `output ${o.name} is not computed`).toBe(true);
-}
+/** The IR verifier (src/ir/verify.ts); `optimize` also runs it after every pass, as PTR_VERIFY=1 in the test config asks. */
+const verify = (graph: Graph): void => verifyGraph(graph, 'in passes.test');
 
 const f32 = (shape: number[], data: number[]): Tensor => makeTensor('f32', shape, data);
 const ops = (g: Graph): string[] => g.nodes.map((n) => n.op);
@@ -241,8 +226,14 @@ describe('constant folding', () => {
     verify(folded);
     // mul and add of constants become constants (originals stay until DCE); the mul reading x stays.
     expect(ops(folded)).toEqual(['constant', 'constant', 'constant', 'constant', 'constant', 'mul']);
-    const cNode = folded.nodes.find((n) => n.outputs[0] === c)!;
+    // The mul is re-emitted on the folded constant (producers stay right: the verifier checks it).
+    const mulNode = folded.outputs[0]!.value.producer!;
+    expect(mulNode.op).toBe('mul');
+    expect(mulNode.inputs[0]).toBe(x);
+    expect(mulNode.outputs[0]!.id).toBe(y.id);
+    const cNode = mulNode.inputs[1]!.producer!;
     expect(cNode.op).toBe('constant');
+    expect(cNode.outputs[0]).not.toBe(c);
     expect(Array.from((cNode.attrs['value'] as Tensor).data)).toEqual([5, 8, 11]);
     const { graph: opt } = optimize(g);
     verify(opt);
@@ -282,11 +273,13 @@ describe('constant folding', () => {
     const g = b.build();
     const folded = foldConstants(g);
     verify(folded);
-    const producer = (v: Value): Node => folded.nodes.find((n) => n.outputs.includes(v))!;
-    expect(producer(small).op).toBe('constant');
-    expect(producer(big).op).toBe('expand');
+    // What each output's mul reads in the folded graph.
+    const operand = (name: string): Node => folded.outputs.find((o) => o.name === name)!.value.producer!.inputs[0]!.producer!;
+    expect(operand('small').op).toBe('constant');
+    expect(operand('big').op).toBe('expand');
+    expect(operand('big').outputs[0]!.id).toBe(big.id);
     // The reshape feeding the big expand is small, so it is folded.
-    expect(producer(big.producer!.inputs[0]!).op).toBe('constant');
+    expect(operand('big').inputs[0]!.producer!.op).toBe('constant');
     const { graph: opt, report } = optimize(g);
     verify(opt);
     expect(ops(opt)).toEqual(['constant', 'constant', 'expand', 'mul', 'mul']);

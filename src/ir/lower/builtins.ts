@@ -5,10 +5,10 @@
  */
 import { makeTensor } from '../tensor.js';
 import type { Value } from '../graph.js';
-import type { Lowerer } from './interp.js';
-import { asBool, asInt, asIntList, asNumber, LoweringError, type LV } from './values.js';
+import type { LV, TensorBuiltinHost } from './types.js';
+import { asBool, asInt, asIntList, asNumber, LoweringError } from './values.js';
 
-type Impl = (lw: Lowerer, args: ReadonlyMap<string, LV>) => LV;
+type Impl = (lw: TensorBuiltinHost, args: ReadonlyMap<string, LV>) => LV;
 
 const tensor = (v: Value): LV => ({ k: 'tensor', v });
 
@@ -23,7 +23,7 @@ function normAxis(axis: number, rank: number): number {
 }
 
 /** Elementwise op on a tensor; folded at compile time on a number (`sqrt(64)`). */
-function unary(op: keyof Lowerer['b'] & string, fold: (x: number) => number): Impl {
+function unary(op: keyof TensorBuiltinHost['b'] & string, fold: (x: number) => number): Impl {
   return (lw, args) => {
     const x = get(args, 'x');
     if (x.k === 'int' || x.k === 'float') return { k: 'float', n: fold(x.n) };
@@ -149,6 +149,6 @@ export function isTensorBuiltin(name: string): boolean {
   return name in IMPLS;
 }
 
-export function callTensorBuiltin(lw: Lowerer, name: string, args: ReadonlyMap<string, LV>): LV {
+export function callTensorBuiltin(lw: TensorBuiltinHost, name: string, args: ReadonlyMap<string, LV>): LV {
   return IMPLS[name]!(lw, args);
 }

@@ -17,6 +17,7 @@ import type { Value } from '../graph.js';
 import type { DType } from '../tensor.js';
 import { callTensorBuiltin, isTensorBuiltin } from './builtins.js';
 import { joinPath, renameOwner, withAdapters, type Member, type ModelNode, type ModelTemplate, type ParamInfo, type Init } from './models.js';
+import type { TensorBuiltinHost } from './types.js';
 import { asBool, asInt, asNumber, describeLV, LoweringError, NotYetSupported, type DatasetSpec, type LV, type TokenizerSpec } from './values.js';
 
 /** Lexical scope: locals over a module's top-level names. */
@@ -46,7 +47,7 @@ export type ParamSource = (p: ParamInfo) => Value;
  */
 export type ModuleValues = Map<string, LV>;
 
-export class Lowerer {
+export class Lowerer implements TensorBuiltinHost {
   /** Counts dropout sites so each gets its own seed offset. */
   dropoutSites = 0;
   /** Per-step seed (i64 scalar) for dropout; null in graphs without randomness (dropout is then the identity). */
@@ -111,7 +112,12 @@ export class Lowerer {
 
   // ------------------------------------------------------------ expressions
 
+  /** Evaluates `e`; the IR nodes it emits carry its span (the innermost expression's, for nested ones). */
   eval(e: Expression, env: Env): LV {
+    return this.b.at(e.loc, () => this.evalExpression(e, env));
+  }
+
+  private evalExpression(e: Expression, env: Env): LV {
     switch (e.kind) {
       case 'NumberLiteral':
         return e.isInteger ? { k: 'int', n: e.value } : { k: 'float', n: e.value };

@@ -2,7 +2,7 @@
  * Elementwise ops: constants, unary float functions, broadcasting binary
  * arithmetic, comparisons, logic, `where` and `cast`.
  */
-import type { GraphBuilder } from '../builder.js';
+import type { OpBuilder } from '../opBuilder.js';
 import type { Node, Value, ValueType } from '../graph.js';
 import type { LoweringContext, OpDef } from '../op.js';
 import { broadcastIndex, broadcastShapes, DTYPES, formatShapeList as fmt, sizeOf, type DType, type Tensor } from '../tensor.js';
@@ -17,7 +17,7 @@ export function lowerAs(onnxOp: string, attrs?: Parameters<LoweringContext['emit
 
 // ------------------------------------------------------------------ unary float ops
 
-type UnaryGrad = (b: GraphBuilder, x: Value, y: Value, g: Value) => Value;
+type UnaryGrad = (b: OpBuilder, x: Value, y: Value, g: Value) => Value;
 type UnaryLowering = string | ((ctx: LoweringContext, x: string, y: string) => void);
 
 function unaryFloat(name: string, doc: string, ref: (x: number) => number, lowering: UnaryLowering, gradRule: UnaryGrad): OpDef {
@@ -162,7 +162,7 @@ function evalBinary(a: Tensor, b: Tensor, dtype: DType, f: (x: number, y: number
 }
 
 /** Gradients of a binary op at the output's shape (null: none); the factory sums them to each input's shape. */
-type BinaryGrad = (b: GraphBuilder, x: Value, y: Value, out: Value, g: Value, node: Node) => [Value | null, Value | null];
+type BinaryGrad = (b: OpBuilder, x: Value, y: Value, out: Value, g: Value, node: Node) => [Value | null, Value | null];
 
 function binary(name: string, doc: string, dtypes: readonly DType[], onnxOp: string, ref: (x: number, y: number) => number, gradRule: BinaryGrad): OpDef {
   return {

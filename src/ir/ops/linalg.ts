@@ -2,7 +2,7 @@
  * Linear algebra and reductions: batched matmul and reduce_sum / reduce_mean /
  * reduce_max over a list of axes.
  */
-import type { GraphBuilder } from '../builder.js';
+import type { OpBuilder } from '../opBuilder.js';
 import type { Attrs, Node, Value, ValueType } from '../graph.js';
 import type { OpDef } from '../op.js';
 import { broadcastIndex, broadcastShapes, formatShapeList as fmt, sizeOf, type DType } from '../tensor.js';
@@ -113,7 +113,7 @@ function reduction(
   step: (acc: number, v: number) => number,
   finish: (acc: number, count: number) => number,
   lower: OpDef['lower'],
-  gradRule: (b: GraphBuilder, node: Node, plan: ReducePlan, gKept: Value) => Value,
+  gradRule: (b: OpBuilder, node: Node, plan: ReducePlan, gKept: Value) => Value,
 ): OpDef {
   return {
     name,

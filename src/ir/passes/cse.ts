@@ -3,25 +3,20 @@
  * inputs and the same attributes compute the same values; keep the first.
  * (Every op is pure; dropout is keyed by its seed input.)
  */
-import type { AttrValue, Graph, Node, Value } from '../graph.js';
+import type { AttrValue, Graph, Value } from '../graph.js';
 import { rewriteGraph } from './rewrite.js';
 
 export function eliminateCommonSubexpressions(graph: Graph): Graph {
-  const seen = new Map<string, Node>();
-  const replace = new Map<Value, Value>();
-  const kept: Node[] = [];
-  const resolve = (v: Value): Value => replace.get(v) ?? v;
-  for (const n of graph.nodes) {
-    const key = `${n.op}(${n.inputs.map((v) => resolve(v).id).join(',')})${attrKey(n.attrs)}`;
+  // Node keys over the new graph's value ids (unique there), so merges cascade downstream.
+  const seen = new Map<string, readonly Value[]>();
+  return rewriteGraph(graph, 'cse', (n, rw) => {
+    const key = `${n.op}(${n.inputs.map((v) => rw.value(v).id).join(',')})${attrKey(n.attrs)}`;
     const prev = seen.get(key);
-    if (prev) {
-      n.outputs.forEach((o, i) => replace.set(o, prev.outputs[i]!));
-      continue;
-    }
-    seen.set(key, n);
-    kept.push(n);
-  }
-  return rewriteGraph(graph, kept, replace);
+    if (prev) return prev;
+    const outs = rw.keep(n);
+    seen.set(key, outs);
+    return outs;
+  });
 }
 
 /** A number's key: String keeps NaN and ±Infinity apart (JSON.stringify makes them null), and -0 is kept apart from 0 (1/x differs). */

@@ -69,54 +69,57 @@ export function applyOptimizer(
   state: readonly (readonly Value[])[],
   step: Value,
 ): OptimizerResult {
-  return b.scoped('optimizer', () => {
-    const c = (v: number): Value => b.scalar(v);
-    const all = (v: Value): number[] => v.shape.map((_, i) => i);
-    const sumSq = (g: Value): Value => (g.shape.length ? b.reduceSum(b.mul(g, g), all(g)) : b.mul(g, g));
-    let total: Value | null = null;
-    for (const p of params) total = total ? b.add(total, sumSq(p.grad)) : sumSq(p.grad);
-    const gradNorm = b.sqrt(total ?? c(0));
-    let grads = params.map((p) => p.grad);
-    if (spec.clipNorm !== null) {
-      // Scale every gradient by min(1, clip / norm): the direction is kept, the length capped.
-      const scale = b.minimum(c(1), b.div(c(spec.clipNorm), b.add(gradNorm, c(1e-6))));
-      grads = grads.map((g) => b.mul(g, scale));
-    }
-    const lr = scheduledLr(b, step, spec.lr, schedule);
-    const newParams: Value[] = [];
-    const newState: Value[][] = [];
-    if (spec.kind === 'adamw') {
-      const bc1 = b.sub(c(1), b.pow(c(spec.beta1), step));
-      const bc2 = b.sub(c(1), b.pow(c(spec.beta2), step));
-      // lr / (1 - beta1^t) folded once, and sqrt(1 - beta2^t) applied to v-hat's root.
-      const stepSize = b.div(lr, bc1);
-      const rootBc2 = b.sqrt(bc2);
-      params.forEach((p, i) => {
-        const [m, v] = state[i]!;
-        const g = grads[i]!;
-        const m2 = b.add(b.mul(c(spec.beta1), m!), b.mul(c(1 - spec.beta1), g));
-        const v2 = b.add(b.mul(c(spec.beta2), v!), b.mul(c(1 - spec.beta2), b.mul(g, g)));
-        const denom = b.add(b.div(b.sqrt(v2), rootBc2), c(spec.eps));
-        let next = b.sub(p.value, b.mul(stepSize, b.div(m2, denom)));
-        if (p.decay && spec.weightDecay > 0) next = b.sub(next, b.mul(b.mul(lr, c(spec.weightDecay)), p.value));
-        newParams.push(next);
-        newState.push([m2, v2]);
-      });
-    } else {
-      params.forEach((p, i) => {
-        let g = grads[i]!;
-        if (p.decay && spec.weightDecay > 0) g = b.add(g, b.mul(c(spec.weightDecay), p.value));
-        if (spec.momentum > 0) {
-          const buf = b.add(b.mul(c(spec.momentum), state[i]![0]!), g);
-          const update = spec.nesterov ? b.add(g, b.mul(c(spec.momentum), buf)) : buf;
-          newParams.push(b.sub(p.value, b.mul(lr, update)));
-          newState.push([buf]);
-        } else {
-          newParams.push(b.sub(p.value, b.mul(lr, g)));
-          newState.push([]);
-        }
-      });
-    }
-    return { params: newParams, state: newState, gradNorm, lr };
-  });
+  // Optimizer nodes belong to no recipe expression: no span, phase optimizer.
+  return b.withProvenance({ span: null, phase: 'optimizer' }, () =>
+    b.scoped('optimizer', () => {
+      const c = (v: number): Value => b.scalar(v);
+      const all = (v: Value): number[] => v.shape.map((_, i) => i);
+      const sumSq = (g: Value): Value => (g.shape.length ? b.reduceSum(b.mul(g, g), all(g)) : b.mul(g, g));
+      let total: Value | null = null;
+      for (const p of params) total = total ? b.add(total, sumSq(p.grad)) : sumSq(p.grad);
+      const gradNorm = b.sqrt(total ?? c(0));
+      let grads = params.map((p) => p.grad);
+      if (spec.clipNorm !== null) {
+        // Scale every gradient by min(1, clip / norm): the direction is kept, the length capped.
+        const scale = b.minimum(c(1), b.div(c(spec.clipNorm), b.add(gradNorm, c(1e-6))));
+        grads = grads.map((g) => b.mul(g, scale));
+      }
+      const lr = scheduledLr(b, step, spec.lr, schedule);
+      const newParams: Value[] = [];
+      const newState: Value[][] = [];
+      if (spec.kind === 'adamw') {
+        const bc1 = b.sub(c(1), b.pow(c(spec.beta1), step));
+        const bc2 = b.sub(c(1), b.pow(c(spec.beta2), step));
+        // lr / (1 - beta1^t) folded once, and sqrt(1 - beta2^t) applied to v-hat's root.
+        const stepSize = b.div(lr, bc1);
+        const rootBc2 = b.sqrt(bc2);
+        params.forEach((p, i) => {
+          const [m, v] = state[i]!;
+          const g = grads[i]!;
+          const m2 = b.add(b.mul(c(spec.beta1), m!), b.mul(c(1 - spec.beta1), g));
+          const v2 = b.add(b.mul(c(spec.beta2), v!), b.mul(c(1 - spec.beta2), b.mul(g, g)));
+          const denom = b.add(b.div(b.sqrt(v2), rootBc2), c(spec.eps));
+          let next = b.sub(p.value, b.mul(stepSize, b.div(m2, denom)));
+          if (p.decay && spec.weightDecay > 0) next = b.sub(next, b.mul(b.mul(lr, c(spec.weightDecay)), p.value));
+          newParams.push(next);
+          newState.push([m2, v2]);
+        });
+      } else {
+        params.forEach((p, i) => {
+          let g = grads[i]!;
+          if (p.decay && spec.weightDecay > 0) g = b.add(g, b.mul(c(spec.weightDecay), p.value));
+          if (spec.momentum > 0) {
+            const buf = b.add(b.mul(c(spec.momentum), state[i]![0]!), g);
+            const update = spec.nesterov ? b.add(g, b.mul(c(spec.momentum), buf)) : buf;
+            newParams.push(b.sub(p.value, b.mul(lr, update)));
+            newState.push([buf]);
+          } else {
+            newParams.push(b.sub(p.value, b.mul(lr, g)));
+            newState.push([]);
+          }
+        });
+      }
+      return { params: newParams, state: newState, gradNorm, lr };
+    }),
+  );
 }
