@@ -8,11 +8,18 @@
  *   }
  *
  * Small constants are printed in full, large ones as a shape and a checksum.
+ * With `provenance`, each node line ends with its recipe span and phase
+ * (`@ recipe.pt-recipe:12:5 forward`); golden files leave it out.
  */
-import type { AttrValue, Graph, Value } from './graph.js';
+import { formatProvenance, type AttrValue, type Graph, type Value } from './graph.js';
 import type { Tensor } from './tensor.js';
 
-export function printGraph(graph: Graph): string {
+export interface PrintOptions {
+  /** Append each node's provenance (recipe span and phase). */
+  readonly provenance?: boolean;
+}
+
+export function printGraph(graph: Graph, options: PrintOptions = {}): string {
   const ids = new Map<Value, number>();
   const name = (v: Value): string => {
     let n = ids.get(v);
@@ -36,7 +43,8 @@ export function printGraph(graph: Graph): string {
     const args = [...n.inputs.map(name), ...attrs].join(', ');
     const head = `  ${outs} = ${n.op}(${args})`;
     const types = n.outputs.map(type).join(', ');
-    lines.push(`${head.padEnd(56)} : ${types}${n.scope ? `   # ${n.scope}` : ''}`);
+    const origin = options.provenance ? `   @ ${formatProvenance(n.provenance)}` : '';
+    lines.push(`${head.padEnd(56)} : ${types}${n.scope ? `   # ${n.scope}` : ''}${origin}`);
   }
   for (const o of graph.outputs) lines.push(`  return ${o.name} = ${name(o.value)}`);
   lines.push('}');

@@ -2,8 +2,9 @@
  * IR graph → ONNX ModelProto. Each node is lowered by its op's `lower`; this
  * file only names values, collects constants and initializers, and encodes.
  * Names depend only on the graph, so the same graph gives the same bytes.
+ * Each ONNX node's doc_string is its IR node's provenance (recipe span, phase).
  */
-import { IrError, type Graph, type Node, type Value } from '../../src/ir/graph.js';
+import { describeNode, formatProvenance, IrError, type Graph, type Node, type Value } from '../../src/ir/graph.js';
 import type { LoweringContext, OnnxAttr } from '../../src/ir/op.js';
 import { lookupOp } from '../../src/ir/ops/index.js';
 import { makeTensor, sizeOf, type DType } from '../../src/ir/tensor.js';
@@ -73,12 +74,16 @@ export function lowerNodes(graph: Graph, prefix = ''): LoweredNodes {
     return name;
   };
 
+  // Every ONNX node an IR node lowers to carries its provenance ("recipe.pt-recipe:12:5 forward")
+  // as doc_string, so an onnxruntime error about a node leads back to the recipe line.
+  let docString = '';
   const ctx: LoweringContext = {
     input: (node, i) => nameOf(node.inputs[i]!),
     output: (node, i) => nameOf(node.outputs[i]!),
     emit(opType, inputs, outputs, attrs = {}) {
       const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => `${prefix}t${temp++}`) : [...outputs];
-      nodes.push(onnx.NodeProto.create({ opType, input: [...inputs], output: outs, name: `${prefix}n${nodes.length}_${opType}`, attribute: Object.entries(attrs).map(([k, a]) => attribute(k, a)) }));
+      const attribute = Object.entries(attrs).map(([k, a]) => attributeProto(k, a));
+      nodes.push(onnx.NodeProto.create({ opType, input: [...inputs], output: outs, name: `${prefix}n${nodes.length}_${opType}`, attribute, ...(docString ? { docString } : {}) }));
       return outs;
     },
     constInt64: (values, dims) => constant('i64', values, dims ?? [values.length]),
@@ -86,7 +91,11 @@ export function lowerNodes(graph: Graph, prefix = ''): LoweredNodes {
     constBool: (values, dims) => constant('bool', values.map(Number), dims ?? [values.length]),
   };
 
-  for (const node of graph.nodes) lowerNode(ctx, node);
+  for (const node of graph.nodes) {
+    docString = formatProvenance(node.provenance);
+    lowerNode(ctx, node);
+  }
+  docString = '';
 
   // Outputs that could not take the producer's name: inputs passed through, or one value output twice.
   for (const o of graph.outputs) {
@@ -127,11 +136,11 @@ function lowerNode(ctx: LoweringContext, node: Node): void {
   try {
     lookupOp(node.op).lower(ctx, node);
   } catch (e) {
-    throw new IrError(`lowering ${node.op}${node.scope ? ` (in ${node.scope})` : ''} to ONNX: ${(e as Error).message}`);
+    throw new IrError(`lowering ${describeNode(node)} to ONNX: ${(e as Error).message}`);
   }
 }
 
-function attribute(name: string, a: OnnxAttr): InstanceType<typeof onnx.AttributeProto> {
+function attributeProto(name: string, a: OnnxAttr): InstanceType<typeof onnx.AttributeProto> {
   const T = onnx.AttributeProto.AttributeType;
   if ('i' in a) return onnx.AttributeProto.create({ name, type: T.INT, i: a.i });
   if ('f' in a) return onnx.AttributeProto.create({ name, type: T.FLOAT, f: a.f });
