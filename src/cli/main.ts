@@ -4,8 +4,9 @@
  * its exit code; this file only parses arguments and maps failures:
  *
  *   0  ok
- *   1  the input has problems (diagnostics were printed)
- *   2  the command line is wrong (unknown option or command, missing file argument)
+ *   1  the input or the environment has problems: diagnostics were printed, or a
+ *      UserError (bad data, checkpoint, device, prompt) or a file system error
+ *   2  the command line is wrong (unknown option, command or stage, missing argument)
  *   70 internal error: a bug in pt-recipe (EX_SOFTWARE from sysexits.h)
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -21,11 +22,11 @@ import { runCompile, runIr } from './compile.js';
 import { runGradcheck } from './gradcheck.js';
 import { runRun } from './run.js';
 import { runSample } from './sample.js';
-import { DeviceError } from '../runtime/ort.js';
-import { CheckpointError } from '../runtime/checkpoint.js';
-import { DivergedError } from '../runtime/trainer.js';
-import { DataError } from '../runtime/datasets.js';
+import { UserError } from '../runtime/errors.js';
 import { NotYetSupported } from '../ir/lower/values.js';
+import { DiagnosticBag } from '../language/diagnostics.js';
+import { parseRecipe } from '../language/parser.js';
+import { readSource } from './io.js';
 
 /** Exit codes of `ptr`. */
 export const EXIT = { ok: 0, diagnostics: 1, usage: 2, internal: 70 } as const;
@@ -130,6 +131,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .action((files: string[], opts: { json?: boolean; maxErrors?: number }) => setCode(runTypes(io, files, opts)));
 
   const stageOption = (): Option => new Option('--stage <name>', 'the train stage (default: the first stage)');
+  program.hook('preAction', (_program, action) => checkStageOption(action.args[0], action.opts()['stage']));
   const version = packageVersion();
 
   program
@@ -216,16 +218,70 @@ export async function main(args: readonly string[], io: Io = processIo()): Promi
   } catch (e) {
     // --help and --version also arrive here, as CommanderErrors with exit code 0.
     if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    if (e instanceof DeviceError || e instanceof CheckpointError || e instanceof DivergedError || e instanceof NotYetSupported || e instanceof DataError) {
-      io.err(`${paint(io, 'red', 'error')}: ${e.message}\n`);
-      return EXIT.diagnostics;
-    }
     if (e instanceof UsageError) {
       io.err(`${paint(io, 'red', 'error')}: ${e.message}\n`);
       return EXIT.usage;
     }
+    // NotYetSupported: the recipe is fine, this version cannot run it; any other
+    // LoweringError means the checker passed something it should have reported (a bug).
+    if (e instanceof UserError || e instanceof NotYetSupported) {
+      io.err(`${paint(io, 'red', 'error')}: ${e.message}\n`);
+      return EXIT.diagnostics;
+    }
+    const system = describeFileSystemError(e);
+    if (system) {
+      io.err(`${paint(io, 'red', 'error')}: ${system}\n`);
+      return EXIT.diagnostics;
+    }
     reportInternalError(io, e);
     return EXIT.internal;
+  }
+}
+
+/** Why a file system call failed, in words, by errno code; codes missing here stay internal errors. */
+const FILE_SYSTEM_PROBLEMS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or folder',
+  EEXIST: 'a file is in the way',
+  ENOTDIR: 'a part of the path is a file, not a folder',
+  EISDIR: 'it is a folder',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only file system',
+  ENAMETOOLONG: 'the name is too long',
+  EMFILE: 'too many open files',
+};
+
+/**
+ * `cannot mkdir out/x: a file is in the way (EEXIST)` for a file system error
+ * (a path the user gave, a full disk); null for anything else. Such errors come
+ * from the environment, not from a bug, so they are exit 1.
+ */
+function describeFileSystemError(e: unknown): string | null {
+  const err = e as (NodeJS.ErrnoException & { dest?: string }) | null;
+  if (!(e instanceof Error) || typeof err?.code !== 'string' || typeof err.syscall !== 'string') return null;
+  const why = FILE_SYSTEM_PROBLEMS[err.code];
+  if (!why) return null;
+  const target = err.path === undefined ? '' : ` ${err.path}${err.dest === undefined ? '' : ` → ${err.dest}`}`;
+  return `cannot ${err.syscall}${target}: ${why} (${err.code})`;
+}
+
+/**
+ * `--stage NAME` must name a stage of the recipe: checked here, before any work, so a
+ * typo is a usage error listing the stages. A file that cannot be read or parsed is
+ * left to the command, which reports it with its diagnostics.
+ */
+function checkStageOption(file: unknown, stage: unknown): void {
+  if (typeof file !== 'string' || typeof stage !== 'string') return;
+  const source = readSource(file);
+  if (!('text' in source)) return;
+  const bag = new DiagnosticBag();
+  const recipe = parseRecipe(source.text, file, bag);
+  if (bag.items.some((d) => d.severity === 'error')) return;
+  const stages = recipe.declarations.flatMap((d) => (d.kind === 'StageDecl' ? [d.name.name] : []));
+  if (!stages.includes(stage)) {
+    throw new UsageError(`--stage ${stage}: ${file} has no stage '${stage}' (${stages.length ? `its stages: ${stages.join(', ')}` : 'it has no stages'})`);
   }
 }
 

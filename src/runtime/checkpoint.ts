@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } 
 import { join } from 'node:path';
 import type { PlannedParam, StatePlan } from '../ir/lower/stage.js';
 import { writeFileAtomic, writeJsonAtomic } from './atomic.js';
+import { UserError } from './errors.js';
 import { readSafetensors, writeSafetensors, type StTensor } from './safetensors.js';
 
 export interface TrainerState {
@@ -34,7 +35,7 @@ export interface Checkpoint {
   readonly state: Map<string, Float32Array>;
 }
 
-export class CheckpointError extends Error {}
+export class CheckpointError extends UserError {}
 
 const KEEP = 2;
 

@@ -9,6 +9,7 @@ import { ort, type OrtTensor } from './ort.js';
 import { bytes, chars, hf, type Tokenizer } from './tokenizer.js';
 import { readFileSync } from 'node:fs';
 
+import { UserError } from './errors.js';
 export interface StageData {
   /** Examples in one epoch of the training split. */
   readonly examplesPerEpoch: number;
@@ -24,7 +25,7 @@ export function runtimeTokenizer(spec: DatasetSpec['tokenizer']): Tokenizer {
 }
 
 /** Data that cannot be read or batched; the message names the file (and line) and what was expected. */
-export class DataError extends Error {}
+export class DataError extends UserError {}
 
 export function openStageData(ds: DatasetSpec, seed: number): StageData {
   try {

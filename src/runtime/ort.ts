@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { DType, Tensor } from '../ir/tensor.js';
+import { UserError } from './errors.js';
 
 export type OrtTensor = InstanceType<typeof ort.Tensor>;
 export type OrtSession = Awaited<ReturnType<typeof ort.InferenceSession.create>>;
@@ -14,7 +15,7 @@ export type Device = 'cpu' | 'cuda';
 
 export { ort };
 
-export class DeviceError extends Error {}
+export class DeviceError extends UserError {}
 
 /** A session for a model (bytes or a path), on the requested device. `idleOften`: mostly idle (no spinning threads). */
 export async function createSession(model: Uint8Array | string, device: Device = 'cpu', threads?: number, idleOften = false): Promise<OrtSession> {

@@ -7,6 +7,7 @@
  */
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { tokenizerJsonVocabSize } from '../check/builtins.js';
+import { UserError } from './errors.js';
 
 export interface DecodeOptions {
   /** Render special tokens as `<name>` instead of dropping them. */
@@ -25,14 +26,13 @@ export interface Tokenizer {
 }
 
 /** A character the tokenizer cannot encode; `index` is its UTF-16 offset in the encoded string. */
-export class EncodeError extends Error {
+export class EncodeError extends UserError {
   constructor(
     readonly char: string,
     readonly index: number,
     tokenizer: string,
   ) {
     super(`${tokenizer} cannot encode ${describeChar(char)} at index ${index}`);
-    this.name = 'EncodeError';
   }
 }
 

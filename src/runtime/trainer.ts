@@ -13,6 +13,7 @@ import { initialParams } from './init.js';
 import { filterMetrics, MetricsWriter } from './metrics.js';
 import { createSession, ort, type Device, type OrtSession, type OrtTensor } from './ort.js';
 import { createProgress } from './progress.js';
+import { UserError } from './errors.js';
 import { sizeOf } from '../ir/tensor.js';
 
 export interface TrainOptions {
@@ -51,7 +52,7 @@ export interface TrainResult {
 }
 
 /** The loss became NaN or infinite: the run stops, the last good checkpoint stays. */
-export class DivergedError extends Error {}
+export class DivergedError extends UserError {}
 
 function floatTensor(data: Float32Array, shape: readonly number[]): OrtTensor {
   return new ort.Tensor('float32', data, [...shape]);
