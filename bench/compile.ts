@@ -59,11 +59,11 @@ function measure(c: ModelConfig, workdir: string): CompileRow {
     compiles.push(last.ms.compile);
     // The passes alone, again, outside the timed total: how much of compilePlan they are.
     const t0 = performance.now();
-    optimize(last.plan.graphs.trainStep);
-    optimize(last.plan.graphs.inference);
+    optimize(last.plan.graphs['train_step']!);
+    optimize(last.plan.graphs['inference']!);
     passes.push(performance.now() - t0);
   }
-  const data = dump(last!.plan.graphs.trainStep);
+  const data = dump(last!.plan.graphs['train_step']!);
   const jsonTimes: number[] = [];
   for (let i = 0; i < RUNS() + 2; i++) {
     const t0 = performance.now();
@@ -100,7 +100,7 @@ export function runCompile(): void {
         ['model', 'graph', 'IR', 'after passes', 'ONNX', 'per pass'],
         rows.flatMap((r) =>
           r.last.compiled.passes.map((p) => {
-            const entry = p.graph === 'train_step' ? r.last.compiled.manifest.graphs.train_step : p.graph === 'eval' ? r.last.compiled.manifest.graphs.eval! : r.last.compiled.manifest.graphs.inference;
+            const entry = r.last.compiled.manifest.graphs[p.graph]!;
             return [r.config.name, p.graph, String(p.before), String(p.after), String(entry.nodes.onnx), p.perPass.map((x) => `${x.pass} ${x.nodes}`).join(', ')];
           }),
         ),

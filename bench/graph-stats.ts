@@ -8,7 +8,7 @@
  * figures are for the matmul work alone (a lower bound on the work done).
  */
 import type { Graph, Node, Value } from '../src/ir/graph.js';
-import type { TrainPlan } from '../src/ir/lower/stage.js';
+import type { TrainPlan } from '../src/ir/lower/trainStage.js';
 import type { DType } from '../src/ir/tensor.js';
 
 export interface MatmulClass {
@@ -75,7 +75,7 @@ export function shapeText(a: readonly number[], b: readonly number[]): string {
   return `[${a.join(',')}]@[${b.join(',')}]`;
 }
 
-const BYTES: Record<DType, number> = { f32: 4, i64: 8, bool: 1 };
+const BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2, i64: 8, i32: 4, i8: 1, u8: 1, bool: 1 };
 
 function bytesOf(v: Value): number {
   return numel(v.shape) * BYTES[v.dtype];

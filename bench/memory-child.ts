@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Manifest } from '../targets/onnx/compile.js';
+import type { TrainSettings } from '../src/ir/lower/trainStage.js';
 import { GraphBuilder } from '../src/ir/builder.js';
 import { createSession, ort } from '../src/runtime/ort.js';
 import { train } from '../src/runtime/trainer.js';
@@ -25,7 +26,7 @@ async function main(): Promise<void> {
     await session.run({ a: t, b: t });
     await session.release();
   } else if (mode === 'train') {
-    const manifest = JSON.parse(readFileSync(join(modelDir!, 'manifest.json'), 'utf8')) as Manifest;
+    const manifest = JSON.parse(readFileSync(join(modelDir!, 'manifest.json'), 'utf8')) as Manifest<TrainSettings>;
     const r = await train(manifest, { modelDir: modelDir!, runDir: runDir!, progress: null, stopAfter: Number(steps), checkpointEvery: 1e9 });
     detail = { steps: r.losses.length, loss: r.losses[r.losses.length - 1] };
   } else if (mode !== 'loaded') {

@@ -16,9 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { checkSource, type ModuleInfo } from '../src/check/index.js';
 import { formatDiagnostics } from '../src/language/diagnostics.js';
-import { lowerTrainStage, type TrainPlan } from '../src/ir/lower/stage.js';
+import { lowerTrainStage, type TrainPlan, type TrainSettings } from '../src/ir/lower/trainStage.js';
 import { compilePlan, type Compiled } from '../targets/onnx/compile.js';
-import { writeCompiled } from '../src/cli/compile.js';
+import { writeCompiled } from '../src/stages/compiled.js';
 
 export interface ModelConfig {
   readonly name: string;
@@ -78,7 +78,7 @@ export interface CompiledModel {
   readonly config: ModelConfig;
   readonly recipePath: string;
   readonly plan: TrainPlan;
-  readonly compiled: Compiled;
+  readonly compiled: Compiled<TrainSettings>;
   /** Wall time of each phase, ms. */
   readonly ms: { readonly check: number; readonly lower: number; readonly compile: number };
 }

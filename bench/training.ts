@@ -102,7 +102,7 @@ async function measureModel(c: ModelConfig, workdir: string, square: number[]): 
   const mix = await sampleMix(mm.classes);
   square.push(...(await sampleMatmul(SQUARE[0], SQUARE[1])));
   const stopAfter = WARMUP_STEPS() + MEASURED_STEPS() + 1;
-  if (stopAfter >= m.plan.steps) throw new Error(`BENCH_WARMUP_STEPS + BENCH_TRAIN_STEPS must stay below the recipe's ${m.plan.steps} steps`);
+  if (stopAfter >= m.plan.settings.steps) throw new Error(`BENCH_WARMUP_STEPS + BENCH_TRAIN_STEPS must stay below the recipe's ${m.plan.settings.steps} steps`);
   const runDir = join(workdir, c.name, 'run');
   const { result: trainer, spans } = await recordingRuns(() =>
     train(m.compiled.manifest, { modelDir, runDir, progress: null, stopAfter, checkpointEvery: 1e9 }),

@@ -12,7 +12,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PlannedParam, StatePlan } from '../ir/lower/stage.js';
+import type { PlannedParam, StatePlan } from '../ir/lower/plan.js';
 import { writeFileAtomic, writeJsonAtomic } from './atomic.js';
 import { UserError } from './errors.js';
 import { readSafetensors, writeSafetensors, type StTensor } from './safetensors.js';

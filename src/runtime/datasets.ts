@@ -4,12 +4,13 @@
  * (`batch.tokens`, `batch.loss_mask`, …), and the fixed validation batches.
  */
 import type { DatasetSpec } from '../ir/lower/values.js';
+import { batchInputName, graphFields } from '../check/dataSchema.js';
 import { JsonlDataset, TextCorpus, type JsonlFormat } from './data.js';
 import { ort, type OrtTensor } from './ort.js';
 import { bytes, chars, hf, type Tokenizer } from './tokenizer.js';
 import { readFileSync } from 'node:fs';
-
 import { UserError } from './errors.js';
+
 export interface StageData {
   /** Examples in one epoch of the training split. */
   readonly examplesPerEpoch: number;
@@ -40,7 +41,7 @@ function open(ds: DatasetSpec, seed: number): StageData {
   if (ds.format === 'text') {
     const corpus = TextCorpus.fromFile(ds.path, tok, { block: ds.seqLen!, split: ds.split, seed });
     const T = corpus.block;
-    const tokens = (data: BigInt64Array, rows: number): Record<string, OrtTensor> => ({ 'batch.tokens': new ort.Tensor('int64', data, [rows, T]) });
+    const tokens = (data: BigInt64Array, rows: number): Record<string, OrtTensor> => ({ [batchInputName('tokens')]: new ort.Tensor('int64', data, [rows, T]) });
     return {
       examplesPerEpoch: corpus.windowsPerEpoch,
       trainBatch: (step, B) => tokens(corpus.trainBatch(step, B), B),
@@ -51,9 +52,10 @@ function open(ds: DatasetSpec, seed: number): StageData {
   const data = JsonlDataset.fromFile(ds.path, ds.format as JsonlFormat, tok, { ...(ds.seqLen ? { maxLen: ds.seqLen } : {}), split: ds.split, seed });
   const convert = (batch: ReturnType<JsonlDataset['trainBatch']>): Record<string, OrtTensor> => {
     const out: Record<string, OrtTensor> = {};
-    for (const [field, f] of batch) {
-      if (f.dtype === 'i64') out[`batch.${field}`] = new ort.Tensor('int64', f.data, f.shape);
-      else if (f.dtype === 'f32') out[`batch.${field}`] = new ort.Tensor('float32', f.data, f.shape);
+    for (const field of graphFields(ds.format)) {
+      const f = batch.get(field.name);
+      if (!f) throw new Error(`a ${ds.format} batch has no '${field.name}' (a bug in pt-recipe's data loader)`);
+      out[batchInputName(field.name)] = f.dtype === 'i64' ? new ort.Tensor('int64', f.data as BigInt64Array, f.shape) : new ort.Tensor('float32', f.data as Float32Array, f.shape);
     }
     return out;
   };

@@ -3,7 +3,7 @@
  * PRNG seeded by the stage seed in parameter order — the same recipe and seed
  * give the same weights on every machine.
  */
-import type { PlannedParam } from '../ir/lower/stage.js';
+import type { PlannedParam } from '../ir/lower/plan.js';
 import { Prng } from './prng.js';
 import { sizeOf } from '../ir/tensor.js';
 

@@ -1,27 +1,37 @@
 /**
- * A lowered train stage → ONNX files and the manifest the runtime drives them
- * with: train_step.onnx, eval.onnx, inference.onnx and manifest.json.
- * Optimisation passes run here, and their node counts go into the manifest.
+ * A stage plan → ONNX files and the manifest the runtime drives them with:
+ * one `<graph>.onnx` per graph the plan names (plus `<loop>.onnx` when the plan
+ * runs K steps per call) and manifest.json, the plan serialised with each graph
+ * replaced by its file entry. Optimisation passes run here, and their node
+ * counts go into the manifest.
  */
 import type { Graph } from '../../src/ir/graph.js';
-import type { TrainPlan } from '../../src/ir/lower/stage.js';
+import type { StagePlan } from '../../src/ir/lower/plan.js';
 import { optimize, type PassReport } from '../../src/ir/passes/index.js';
+import { stackedBatchInputName } from '../../src/check/dataSchema.js';
 import { emitModel } from './emit.js';
 import { emitLoopModel } from './loop.js';
 
-export const MANIFEST_FORMAT = 'pt-recipe-manifest/1';
+export const MANIFEST_FORMAT = 'pt-recipe-manifest/2';
+
+export interface TensorEntry {
+  readonly name: string;
+  readonly dtype: string;
+  readonly shape: readonly number[];
+}
 
 export interface GraphEntry {
   readonly file: string;
-  readonly inputs: readonly { readonly name: string; readonly dtype: string; readonly shape: readonly number[] }[];
-  readonly outputs: readonly { readonly name: string; readonly dtype: string; readonly shape: readonly number[] }[];
+  readonly inputs: readonly TensorEntry[];
+  readonly outputs: readonly TensorEntry[];
   readonly nodes: { readonly ir: number; readonly optimized: number; readonly onnx: number };
 }
 
-export interface Manifest extends Omit<TrainPlan, 'graphs'> {
+/** manifest.json: the stage plan with its graphs as file entries. */
+export interface Manifest<Settings = unknown> extends Omit<StagePlan<Settings>, 'graphs'> {
   readonly format: string;
   readonly recipe: string;
-  readonly graphs: { readonly train_step: GraphEntry; readonly train_loop: GraphEntry; readonly eval: GraphEntry | null; readonly inference: GraphEntry };
+  readonly graphs: Readonly<Record<string, GraphEntry>>;
 }
 
 export interface CompiledFile {
@@ -29,71 +39,73 @@ export interface CompiledFile {
   readonly bytes: Uint8Array;
 }
 
-export interface Compiled {
-  readonly manifest: Manifest;
+export interface Compiled<Settings = unknown> {
+  readonly manifest: Manifest<Settings>;
   readonly files: readonly CompiledFile[];
   readonly passes: readonly PassReport[];
-  /** The optimised graphs, for `ptr ir --optimized` and tests. */
-  readonly graphs: { readonly trainStep: Graph; readonly eval: Graph | null; readonly inference: Graph };
+  /** The optimised graphs by name, for `ptr ir --optimized` and tests. */
+  readonly graphs: Readonly<Record<string, Graph>>;
 }
 
 export interface CompileOptions {
   readonly producerVersion?: string;
-  /** Weights to store in inference.onnx as initializers (by input name); without them its parameters are inputs. */
-  readonly inferenceWeights?: ReadonlyMap<string, Float32Array>;
+  /** Weights to store as initializers of one graph (by input name); without them its parameters are inputs. */
+  readonly weights?: { readonly graph: string; readonly values: ReadonlyMap<string, Float32Array> };
 }
 
-export function compilePlan(plan: TrainPlan, recipe: string, options: CompileOptions = {}): Compiled {
+export function compilePlan<Settings>(plan: StagePlan<Settings>, recipe: string, options: CompileOptions = {}): Compiled<Settings> {
   const producerVersion = options.producerVersion ?? '';
   const files: CompiledFile[] = [];
   const passes: PassReport[] = [];
-  const emit = (g: Graph, file: string, initializers?: ReadonlyMap<string, Float32Array>): { entry: GraphEntry; graph: Graph } => {
+  const graphs: Record<string, Graph> = {};
+  const entries: Record<string, GraphEntry> = {};
+  for (const [name, g] of Object.entries(plan.graphs)) {
+    const initializers = options.weights?.graph === name ? options.weights.values : undefined;
     const { graph, report } = optimize(g);
     passes.push(report);
+    const file = `${name}.onnx`;
     const model = emitModel(graph, { producerVersion, docString: `${recipe}: stage ${plan.stage}, ${g.name}`, ...(initializers ? { initializers } : {}) });
     files.push({ name: file, bytes: model.bytes });
-    const io = (name: string, v: { dtype: string; shape: readonly number[] }) => ({ name, dtype: v.dtype, shape: [...v.shape] });
-    return {
-      graph,
-      entry: {
-        file,
-        inputs: graph.inputs.filter((v) => !initializers?.has(v.inputName!)).map((v) => io(v.inputName!, v)),
-        outputs: graph.outputs.map((o) => io(o.name, o.value)),
-        nodes: { ir: g.nodes.length, optimized: graph.nodes.length, onnx: model.nodeCount },
-      },
+    graphs[name] = graph;
+    entries[name] = {
+      file,
+      inputs: graph.inputs.filter((v) => !initializers?.has(v.inputName!)).map((v) => tensorEntry(v.inputName!, v.dtype, v.shape)),
+      outputs: graph.outputs.map((o) => tensorEntry(o.name, o.value.dtype, o.value.shape)),
+      nodes: { ir: g.nodes.length, optimized: graph.nodes.length, onnx: model.nodeCount },
     };
-  };
-  const train = emit(plan.graphs.trainStep, 'train_step.onnx');
-  const trainLoop = emitTrainLoop(plan, train.graph, producerVersion);
-  files.push({ name: trainLoop.file, bytes: trainLoop.bytes });
-  const evalG = plan.graphs.eval ? emit(plan.graphs.eval, 'eval.onnx') : null;
-  const inference = emit(plan.graphs.inference, 'inference.onnx', options.inferenceWeights);
+  }
+  if (plan.loop) {
+    const loop = emitLoop(plan, graphs[plan.loop.body]!, producerVersion);
+    files.push({ name: loop.entry.file, bytes: loop.bytes });
+    entries[plan.loop.name] = loop.entry;
+  }
   const { graphs: _graphs, ...rest } = plan;
-  const manifest: Manifest = {
-    format: MANIFEST_FORMAT,
-    recipe,
-    ...rest,
-    graphs: { train_step: train.entry, train_loop: trainLoop.entry, eval: evalG?.entry ?? null, inference: inference.entry },
-  };
-  return { manifest, files, passes, graphs: { trainStep: train.graph, eval: evalG?.graph ?? null, inference: inference.graph } };
+  const manifest: Manifest<Settings> = { format: MANIFEST_FORMAT, recipe, ...rest, graphs: entries };
+  return { manifest, files, passes, graphs };
 }
 
-/** train_loop.onnx: the optimised train step as the body of a Loop (see loop.ts). */
-function emitTrainLoop(plan: TrainPlan, step: Graph, producerVersion: string): { file: string; bytes: Uint8Array; entry: GraphEntry } {
-  const batchInputs = plan.batch.map((f) => f.input);
-  const bytes = emitLoopModel(step, { feedback: plan.feedback, batchInputs, scanOutputs: ['loss', 'grad_norm', 'lr'] }, producerVersion);
+function tensorEntry(name: string, dtype: string, shape: readonly number[]): TensorEntry {
+  return { name, dtype, shape: [...shape] };
+}
+
+/** The loop model: the optimised body graph run K times in one call (see loop.ts for its inputs and outputs). */
+function emitLoop(plan: StagePlan<unknown>, body: Graph, producerVersion: string): { bytes: Uint8Array; entry: GraphEntry } {
+  const loop = plan.loop!;
+  const fields = plan.data[loop.data]!.fields;
+  const bytes = emitLoopModel(body, { feedback: plan.feedback, batchFields: fields, scanOutputs: loop.scanOutputs }, producerVersion);
   const carried = new Set(Object.values(plan.feedback));
-  const shape = (name: string) => step.inputs.find((v) => v.inputName === name)!;
-  const io = (name: string, dtype: string, dims: readonly number[]) => ({ name, dtype, shape: [...dims] });
+  const batchInputs = new Set(fields.map((f) => f.input));
+  const input = (name: string) => body.inputs.find((v) => v.inputName === name)!;
   const inputs = [
-    io('steps', 'i64', []),
-    io('step0', 'i64', []),
-    io('seed_base', 'i64', []),
-    ...[...carried].map((x) => io(`init.${x}`, shape(x).dtype, shape(x).shape)),
-    ...step.inputs.filter((v) => !carried.has(v.inputName!) && !batchInputs.includes(v.inputName!) && v.inputName !== 'step' && v.inputName !== 'seed').map((v) => io(v.inputName!, v.dtype, v.shape)),
+    tensorEntry('steps', 'i64', []),
+    tensorEntry('step0', 'i64', []),
+    tensorEntry('seed_base', 'i64', []),
+    ...[...carried].map((x) => tensorEntry(`init.${x}`, input(x).dtype, input(x).shape)),
+    ...body.inputs.filter((v) => !carried.has(v.inputName!) && !batchInputs.has(v.inputName!) && v.inputName !== 'step' && v.inputName !== 'seed').map((v) => tensorEntry(v.inputName!, v.dtype, v.shape)),
     // -1: the number of steps in the run.
-    ...plan.batch.map((f) => io(`batches.${f.field}`, f.dtype, [-1, ...f.shape])),
+    ...fields.map((f) => tensorEntry(stackedBatchInputName(f.field), f.dtype, [-1, ...f.shape])),
   ];
-  const outputs = [...[...carried].map((x) => io(`final.${x}`, shape(x).dtype, shape(x).shape)), ...['loss', 'grad_norm', 'lr'].map((n) => io(`all.${n}`, 'f32', [-1]))];
-  return { file: 'train_loop.onnx', bytes, entry: { file: 'train_loop.onnx', inputs, outputs, nodes: { ir: step.nodes.length, optimized: step.nodes.length, onnx: 1 } } };
+  const outputs = [...[...carried].map((x) => tensorEntry(`final.${x}`, input(x).dtype, input(x).shape)), ...loop.scanOutputs.map((n) => tensorEntry(`all.${n}`, 'f32', [-1]))];
+  const file = `${loop.name}.onnx`;
+  return { bytes, entry: { file, inputs, outputs, nodes: { ir: body.nodes.length, optimized: body.nodes.length, onnx: 1 } } };
 }

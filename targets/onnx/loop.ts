@@ -14,21 +14,23 @@
  * `all.lr` of shape [K]. (A loop body's names must not repeat its model's.)
  */
 import type { Graph } from '../../src/ir/graph.js';
+import type { DType } from '../../src/ir/tensor.js';
 import { IR_VERSION, OPSET, elemType, onnx } from './proto.js';
 import { lowerNodes } from './emit.js';
+import { stackedBatchInputName } from '../../src/check/dataSchema.js';
 
 export interface LoopSpec {
   /** Train-step output → the input it feeds next step (the carried values). */
   readonly feedback: Readonly<Record<string, string>>;
-  /** Train-step inputs that are batch fields (`batch.tokens`, …). */
-  readonly batchInputs: readonly string[];
+  /** Train-step inputs that are batch fields (`batch.tokens`, …), with their field names in the data schema. */
+  readonly batchFields: readonly { readonly input: string; readonly field: string }[];
   /** Per-step scalar outputs collected over the steps. */
   readonly scanOutputs: readonly string[];
 }
 
 type ValueInfo = InstanceType<typeof onnx.ValueInfoProto>;
 
-function info(name: string, dtype: 'f32' | 'i64' | 'bool', dims: readonly (number | string)[]): ValueInfo {
+function info(name: string, dtype: DType, dims: readonly (number | string)[]): ValueInfo {
   return onnx.ValueInfoProto.create({
     name,
     type: { tensorType: { elemType: elemType(dtype), shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
@@ -38,7 +40,8 @@ function info(name: string, dtype: 'f32' | 'i64' | 'bool', dims: readonly (numbe
 export function emitLoopModel(step: Graph, spec: LoopSpec, producerVersion = ''): Uint8Array {
   const carried = Object.entries(spec.feedback).map(([output, input]) => ({ output, input, value: step.inputs.find((v) => v.inputName === input)! }));
   const carriedNames = new Set(carried.map((c) => c.input));
-  const batch = new Set(spec.batchInputs);
+  const fieldOf = new Map(spec.batchFields.map((f) => [f.input, f.field]));
+  const batch = new Set(fieldOf.keys());
   const body = lowerNodes(step, 'body.');
 
   // Body prologue: this iteration's step number, dropout seed and batch.
@@ -46,8 +49,8 @@ export function emitLoopModel(step: Graph, spec: LoopSpec, producerVersion = '')
     onnx.NodeProto.create({ opType: 'Add', input: ['step0', 'loop.iter'], output: ['step'], name: 'body.step' }),
     onnx.NodeProto.create({ opType: 'Add', input: ['seed_base', 'step'], output: ['seed'], name: 'body.seed' }),
     onnx.NodeProto.create({ opType: 'Identity', input: ['loop.cond'], output: ['loop.cond_out'], name: 'body.cond' }),
-    ...spec.batchInputs.map((name) =>
-      onnx.NodeProto.create({ opType: 'Gather', input: [`batches.${name.replace(/^batch\./, '')}`, 'loop.iter'], output: [name], name: `body.${name}`, attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] }),
+    ...[...batch].map((name) =>
+      onnx.NodeProto.create({ opType: 'Gather', input: [stackedBatchInputName(fieldOf.get(name)!), 'loop.iter'], output: [name], name: `body.${name}`, attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] }),
     ),
   ];
   const outputOf = (name: string) => step.outputs.find((o) => o.name === name)!.value;
@@ -70,7 +73,7 @@ export function emitLoopModel(step: Graph, spec: LoopSpec, producerVersion = '')
     ...step.inputs
       .filter((v) => !carriedNames.has(v.inputName!) && !batch.has(v.inputName!) && v.inputName !== 'step' && v.inputName !== 'seed')
       .map((v) => info(v.inputName!, v.dtype, v.shape)),
-    ...step.inputs.filter((v) => batch.has(v.inputName!)).map((v) => info(`batches.${v.inputName!.replace(/^batch\./, '')}`, v.dtype, ['K', ...v.shape])),
+    ...step.inputs.filter((v) => batch.has(v.inputName!)).map((v) => info(stackedBatchInputName(fieldOf.get(v.inputName!)!), v.dtype, ['K', ...v.shape])),
   ];
   const loop = onnx.NodeProto.create({
     opType: 'Loop',

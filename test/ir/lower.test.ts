@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkFiles } from '../../src/check/index.js';
-import { lowerTrainStage } from '../../src/ir/lower/stage.js';
+import { lowerTrainStage } from '../../src/ir/lower/trainStage.js';
 import { printGraph } from '../../src/ir/printer.js';
 import { evaluateGraph } from '../../src/ir/evaluate.js';
 import { makeTensor, type Tensor } from '../../src/ir/tensor.js';
@@ -33,9 +33,9 @@ describe('lowering train stages', () => {
     const formula = V * d + C * d + L * (12 * d * d + 13 * d) + 2 * d + d * V;
     expect(p.params.reduce((n, q) => n + size(q.shape), 0)).toBe(formula);
     expect(p.params.every((q) => q.trainable && q.model === 'gpt')).toBe(true);
-    expect(p.batchSize).toBe(16);
-    expect(p.steps).toBe(1000);
-    expect(p.batch).toEqual([{ input: 'batch.tokens', field: 'tokens', dtype: 'i64', shape: [16, 64] }]);
+    expect(p.settings.batchSize).toBe(16);
+    expect(p.settings.steps).toBe(1000);
+    expect(p.data['train']!.fields).toEqual([{ input: 'batch.tokens', field: 'tokens', dtype: 'i64', shape: [16, 64] }]);
   });
 
   it('decays matmul weights only: not norms, biases, token or position embeddings', () => {
@@ -53,7 +53,7 @@ describe('lowering train stages', () => {
 
   it('feeds every new parameter and optimizer slot back to its input, with the same shape', () => {
     const p = plan(join(FIXTURES, 'train', 'tiny.pt-recipe'));
-    const g = p.graphs.trainStep;
+    const g = p.graphs['train_step']!;
     const inputs = new Map(g.inputs.map((v) => [v.inputName!, v.shape]));
     const outputs = new Map(g.outputs.map((o) => [o.name, o.value.shape]));
     expect(Object.keys(p.feedback)).toHaveLength(p.params.length * 3);
@@ -64,12 +64,12 @@ describe('lowering train stages', () => {
 
   it('matches the golden textual IR of the tiny model (UPDATE_GOLDEN=1 rewrites it)', () => {
     const p = plan(join(FIXTURES, 'train', 'tiny.pt-recipe'));
-    const text = printGraph(p.graphs.inference);
+    const text = printGraph(p.graphs['inference']!);
     const golden = join(FIXTURES, 'ir', 'tiny.inference.ir');
     if (process.env.UPDATE_GOLDEN || !existsSync(golden)) writeFileSync(golden, text);
     expect(text).toBe(readFileSync(golden, 'utf8'));
     // Lowering is deterministic: a second lowering prints the same text.
-    expect(printGraph(plan(join(FIXTURES, 'train', 'tiny.pt-recipe')).graphs.inference)).toBe(text);
+    expect(printGraph(plan(join(FIXTURES, 'train', 'tiny.pt-recipe')).graphs['inference']!)).toBe(text);
   });
 
   it.each(['tiny.pt-recipe', 'llama.pt-recipe'])('%s: the train step in onnxruntime matches the float64 reference evaluator', async (recipe) => {
@@ -81,8 +81,8 @@ describe('lowering train stages', () => {
     feeds.set('batch.tokens', makeTensor('i64', [4, 16], tokens));
     feeds.set('step', makeTensor('i64', [], [3]));
     feeds.set('seed', makeTensor('i64', [], [11]));
-    const reference = evaluateGraph(p.graphs.trainStep, feeds);
-    const onnx = await runOnce(emitModel(p.graphs.trainStep).bytes, feeds);
+    const reference = evaluateGraph(p.graphs['train_step']!, feeds);
+    const onnx = await runOnce(emitModel(p.graphs['train_step']!).bytes, feeds);
     for (const [name, ref] of reference) {
       const got = onnx.get(name)!;
       const scale = Math.max(1e-3, ...Array.from(ref.data, Math.abs));

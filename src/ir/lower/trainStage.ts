@@ -11,27 +11,19 @@ import { GraphBuilder } from '../builder.js';
 import type { Graph, Value } from '../graph.js';
 import { applyOptimizer, stateSlots, type OptimizerSpec, type ScheduleSpec } from '../passes/optimizer.js';
 import type { DType } from '../tensor.js';
-import { Env, Lowerer, type ModuleValues } from './interp.js';
-import { modelParams, type Init, type ParamInfo } from './models.js';
+import type { BatchField, DataInput, PlannedParam, StagePlan, StatePlan } from './plan.js';
+import { BUILTINS } from '../../check/builtins.js';
+import { batchInputName, DATASET_FORMATS, fieldShape, graphFields } from '../../check/dataSchema.js';
+import { STAGE_KINDS } from '../../check/stageRules.js';
+import { intConst } from '../../check/types.js';
+import { Env, Lowerer, tyToLV, type ModuleValues } from './interp.js';
+import { modelParams, type ParamInfo } from './models.js';
 import { asBool, asInt, asNumber, describeLV, LoweringError, NotYetSupported, type DatasetSpec, type LV } from './values.js';
-
-export interface PlannedParam {
-  /** Graph input name: `<model>.<path>`, e.g. `gpt.blocks.0.attn.qkv.w`. */
-  readonly input: string;
-  readonly model: string;
-  /** Name inside the model (and in its safetensors checkpoint). */
-  readonly name: string;
-  readonly dtype: DType;
-  readonly shape: readonly number[];
-  readonly init: Exclude<Init, { kind: 'copy' }> | { readonly kind: 'copy'; readonly from: string };
-  readonly trainable: boolean;
-  readonly decay: boolean;
-}
 
 function planParam(p: ParamInfo, trainable: boolean, continueFrom: string | null): PlannedParam {
   let init: PlannedParam['init'] = p.init.kind === 'copy' ? { kind: 'copy', from: `${p.init.from.owner}.${p.init.from.name}` } : p.init;
   if (trainable && continueFrom) init = { kind: 'checkpoint', model: p.owner, stage: continueFrom, name: p.name };
-  return { input: `${p.owner}.${p.name}`, model: p.owner, name: p.name, dtype: p.dtype, shape: p.shape, init, trainable, decay: false };
+  return { input: `${p.owner}.${p.name}`, model: p.owner, name: p.name, dtype: p.dtype, shape: p.shape, init, trainable, decay: trainable && p.decay };
 }
 
 /**
@@ -57,46 +49,25 @@ function previousTrainingStage(module: ModuleInfo, decl: StageDecl, model: strin
   return null;
 }
 
-export interface StatePlan {
-  readonly input: string;
-  readonly param: string;
-  readonly slot: string;
-  readonly shape: readonly number[];
-}
-
-export interface BatchField {
-  readonly input: string;
-  readonly field: string;
-  readonly dtype: DType;
-  readonly shape: readonly number[];
-}
-
-export interface TrainPlan {
-  readonly stage: string;
-  readonly model: string;
+/** A train stage's settings, with the stage-kind table's defaults filled in. */
+export interface TrainSettings {
   /** Examples per micro-batch; a step reads batchSize × gradAccum examples. */
   readonly batchSize: number;
   readonly gradAccum: number;
   readonly steps: number;
   readonly seed: number;
-  readonly dataset: DatasetSpec;
   readonly evalEvery: number | null;
-  readonly evalDataset: DatasetSpec | null;
   readonly optimizer: OptimizerSpec;
   readonly schedule: ScheduleSpec;
-  readonly params: readonly PlannedParam[];
-  readonly state: readonly StatePlan[];
-  readonly batch: readonly BatchField[];
-  /** Train-step output → the input it feeds at the next step. */
-  readonly feedback: Readonly<Record<string, string>>;
-  readonly graphs: { readonly trainStep: Graph; readonly eval: Graph | null; readonly inference: Graph };
-  /** Inference graph: input token ids name and shape. */
-  readonly inference: { readonly input: string; readonly shape: readonly number[]; readonly output: string };
 }
 
+/** A train stage lowered to IR: `train_step` (forward, loss, gradients, update), `eval` (the loss; with `eval every`), `inference` (the model's forward on [1, T] tokens → logits). */
+export type TrainPlan = StagePlan<TrainSettings>;
+
+/** What lowering needs from the run that it cannot know on its own. */
 export interface StageOptions {
-  /** Total steps when the stage says `epochs` instead of `steps` (needs the data size). */
-  readonly stepsForEpochs?: (dataset: DatasetSpec, epochs: number, batch: number) => number;
+  /** Total steps when the stage says `epochs` instead of `steps` (needs the data's size: late-bound by the run context). */
+  readonly stepsForEpochs?: (dataset: DatasetSpec, epochs: number, rowsPerStep: number) => number;
   /** Overrides the stage's `steps` (for smoke tests and benchmarks). */
   readonly steps?: number;
   readonly batchSize?: number;
@@ -141,10 +112,17 @@ class StageContext {
   }
 }
 
+/** An integer setting as the checker typed it, else the stage-kind table's default. */
+function intSetting(module: ModuleInfo, decl: StageDecl, name: string): number | null {
+  const typed = module.facts.stageSettings.get(decl.name.name)?.get(name);
+  const value = typed ? intConst(typed) : null;
+  return value ?? STAGE_KINDS[decl.stageKind.name]?.settings[name]?.default ?? null;
+}
+
 export function lowerTrainStage(module: ModuleInfo, stageName: string | null, options: StageOptions = {}): TrainPlan {
   const decl = findStage(module, stageName);
   if (decl.stageKind.name !== 'train') {
-    throw new NotYetSupported(`stage '${decl.name.name}' is ${decl.stageKind.name === 'rl' ? 'an' : 'a'} ${decl.stageKind.name} stage; this version of ptr compiles and runs train stages only`);
+    throw new NotYetSupported(`stage '${decl.name.name}' is ${decl.stageKind.name === 'rl' ? 'an' : 'a'} ${decl.stageKind.name} stage, not a train stage`);
   }
   const ctx = new StageContext(module, decl);
   const shared: ModuleValues = new Map();
@@ -160,14 +138,18 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   const dataLV = probe.eval(decl.dataset!, new Env(module));
   if (dataLV.k !== 'dataset') throw new LoweringError(`stage ${decl.name.name}: expected a dataset`);
   const dataset = dataLV.spec;
-  const batchSize = options.batchSize ?? asInt(ctx.value(probe, 'batch') ?? { k: 'int', n: 8 }, 'batch');
-  const epochs = ctx.value(probe, 'epochs');
-  let steps = asInt(ctx.value(probe, 'steps') ?? { k: 'int', n: 1000 }, 'steps');
-  const gradAccum = asInt(ctx.value(probe, 'grad_accum') ?? { k: 'int', n: 1 }, 'grad_accum');
-  if (epochs && options.stepsForEpochs) steps = options.stepsForEpochs(dataset, asInt(epochs, 'epochs'), batchSize * gradAccum);
+  const setting = (name: string): number => intSetting(module, decl, name)!;
+  const batchSize = options.batchSize ?? setting('batch');
+  const gradAccum = setting('grad_accum');
+  const epochs = intSetting(module, decl, 'epochs');
+  let steps = setting('steps');
   if (options.steps) steps = options.steps;
-  const seed = asInt(ctx.value(probe, 'seed') ?? { k: 'int', n: 0 }, 'seed');
-  const optimizer = optimizerSpec(ctx.value(probe, 'optimizer'));
+  else if (epochs !== null && module.facts.stageSettings.get(decl.name.name)?.has('epochs')) {
+    if (!options.stepsForEpochs) throw new NotYetSupported(`stage ${decl.name.name} counts epochs: its number of steps depends on the data, which this command does not read; give --steps N`);
+    steps = options.stepsForEpochs(dataset, epochs, batchSize * gradAccum);
+  }
+  const seed = setting('seed');
+  const optimizer = optimizerSpec(ctx.value(probe, 'optimizer') ?? defaultCall(decl, 'optimizer'));
   const schedule = scheduleSpec(ctx.value(probe, 'schedule'), steps);
   const evalItem = decl.items.find((i) => i.kind === 'EvalEvery');
   let evalEvery: number | null = null;
@@ -208,34 +190,15 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   for (const p of modelParams(model)) tlw.params(p);
   const step = tb.input('step', 'i64', []);
   tlw.seed = tb.input('seed', 'i64', []);
-  // With gradient accumulation the step reads gradAccum micro-batches at once and
-  // averages their gradients: forward and backward of one micro-batch finish before
-  // the next begins, so activations are those of one micro-batch.
   const batch = batchInputs(tb, dataset, batchSize * gradAccum, seqLen);
   const valueOf = (p: ParamInfo): Value => inputs.get(`${p.owner}.${p.name}`)!;
   const wrt = [...trainable].map(valueOf);
-  let loss: Value | null = null;
-  const grads = new Map<Value, Value>();
-  for (let i = 0; i < gradAccum; i++) {
-    const micro = gradAccum === 1 ? batch.record : microBatch(tb, batch.record, i * batchSize, batchSize);
-    const microLoss = gradAccum === 1 ? lowerLoss(tlw, ctx, micro) : tb.scoped(`micro${i}`, () => lowerLoss(tlw, ctx, micro));
-    for (const [p, g] of gradients(tb, microLoss, wrt)) {
-      const prev = grads.get(p);
-      grads.set(p, prev ? tb.add(prev, g) : g);
-    }
-    loss = loss ? tb.add(loss, microLoss) : microLoss;
-  }
-  if (gradAccum > 1) {
-    const scale = tb.scalar(1 / gradAccum);
-    for (const [p, g] of grads) grads.set(p, tb.mul(g, scale));
-    loss = tb.mul(loss!, scale);
-  }
-  const matrices = matmulOperands(tb.build());
+  const { loss, grads } = gradAccum === 1 ? wholeBatchLoss(tb, tlw, ctx, batch.record, wrt) : accumulatedLoss(tb, tlw, ctx, batch.record, wrt, batchSize, gradAccum);
   const trainableList = [...trainable].map((p) => ({
     name: `${p.owner}.${p.name}`,
     value: valueOf(p),
     grad: grads.get(valueOf(p)) ?? tb.full(p.shape, 0),
-    decay: matrices.has(valueOf(p)),
+    decay: p.decay,
   }));
   const slots = stateSlots(optimizer);
   const state: StatePlan[] = [];
@@ -248,7 +211,7 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   );
   const stepF = tb.cast(step, 'f32');
   const update = applyOptimizer(tb, optimizer, schedule, trainableList, stateInputs, stepF);
-  tb.output('loss', loss!);
+  tb.output('loss', loss);
   tb.output('grad_norm', update.gradNorm);
   tb.output('lr', update.lr);
   const feedback: Record<string, string> = {};
@@ -260,11 +223,10 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
       feedback[`new.opt.${slot}.${p.name}`] = `opt.${slot}.${p.name}`;
     });
   });
-  const decayed = new Set(trainableList.filter((p) => p.decay).map((p) => p.name));
-  const params = [...planned.values()].map((plan) => ({ ...plan, decay: decayed.has(plan.input) }));
+  const graphs: Record<string, Graph> = { train_step: tb.build() };
 
   // ---- eval: the same loss, no dropout, no update
-  let evalGraph: Graph | null = null;
+  let evalData: DataInput | null = null;
   if (evalDataset) {
     const eb = new GraphBuilder('eval');
     inputs.clear();
@@ -272,7 +234,8 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
     for (const p of modelParams(model)) elw.params(p);
     const ebatch = batchInputs(eb, evalDataset, batchSize, evalDataset.seqLen ?? seqLen);
     eb.output('loss', lowerLoss(elw, ctx, ebatch.record));
-    evalGraph = eb.build();
+    graphs['eval'] = eb.build();
+    evalData = { spec: evalDataset, fields: ebatch.fields };
   }
 
   // ---- inference: the model's forward on one sequence of the stage's length
@@ -284,26 +247,74 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   const out = ilw.callModel(model, [{ k: 'tensor', v: tokens }]);
   if (out.k !== 'tensor') throw new LoweringError('the model forward must return a tensor');
   ib.output('logits', out.v);
+  graphs['inference'] = ib.build();
 
+  const data: Record<string, DataInput> = { train: { spec: dataset, fields: batch.fields } };
+  if (evalData) data['eval'] = evalData;
   return {
+    kind: 'train',
     stage: decl.name.name,
     model: model.owner,
-    batchSize,
-    gradAccum,
-    steps,
-    seed,
-    dataset,
-    evalEvery,
-    evalDataset,
-    optimizer,
-    schedule,
-    params,
+    graphs,
+    params: [...planned.values()],
     state,
-    batch: batch.fields,
     feedback,
-    graphs: { trainStep: tb.build(), eval: evalGraph, inference: ib.build() },
-    inference: { input: 'tokens', shape: [1, seqLen], output: 'logits' },
+    data,
+    loop: { body: 'train_step', name: 'train_loop', data: 'train', scanOutputs: ['loss', 'grad_norm', 'lr'] },
+    settings: { batchSize, gradAccum, steps, seed, evalEvery, optimizer, schedule },
   };
+}
+
+interface LossAndGradients {
+  readonly loss: Value;
+  readonly grads: Map<Value, Value>;
+}
+
+function wholeBatchLoss(tb: GraphBuilder, lw: Lowerer, ctx: StageContext, batch: LV, wrt: readonly Value[]): LossAndGradients {
+  const loss = lowerLoss(lw, ctx, batch);
+  return { loss, grads: gradients(tb, loss, [...wrt]) };
+}
+
+/**
+ * Gradient accumulation: the step reads k micro-batches at once; forward and
+ * backward of one finish before the next begins, so activations are those of
+ * one micro-batch. Every batch mean in the loss divides by the FULL batch's
+ * count (taken from a lowering of the loss on the whole batch, whose forward
+ * is dead code that DCE removes), so the micro-batch losses and gradients add
+ * up to exactly those of one batch of k·b — masked losses included, where
+ * averaging k micro-batch means would weight tokens unevenly.
+ */
+function accumulatedLoss(tb: GraphBuilder, lw: Lowerer, ctx: StageContext, batch: LV, wrt: readonly Value[], rows: number, k: number): LossAndGradients {
+  const divisors: Value[] = [];
+  let replay = -1;
+  lw.batchMeans = {
+    divisor: (local) => {
+      if (replay < 0) {
+        divisors.push(local);
+        return local;
+      }
+      const full = divisors[replay++];
+      if (!full) throw new LoweringError('gradient accumulation: the loss takes a different number of means per micro-batch');
+      return full;
+    },
+  };
+  const sites = lw.dropoutSites;
+  tb.scoped('full_batch_counts', () => lowerLoss(lw, ctx, batch));
+  lw.dropoutSites = sites;
+  let loss: Value | null = null;
+  const grads = new Map<Value, Value>();
+  for (let i = 0; i < k; i++) {
+    replay = 0;
+    const micro = microBatch(tb, batch, i * rows, rows);
+    const microLoss = tb.scoped(`micro${i}`, () => lowerLoss(lw, ctx, micro));
+    for (const [p, g] of gradients(tb, microLoss, [...wrt])) {
+      const prev = grads.get(p);
+      grads.set(p, prev ? tb.add(prev, g) : g);
+    }
+    loss = loss ? tb.add(loss, microLoss) : microLoss;
+  }
+  lw.batchMeans = null;
+  return { loss: loss!, grads };
 }
 
 function lowerLoss(lw: Lowerer, ctx: StageContext, batch: LV): Value {
@@ -325,52 +336,34 @@ function microBatch(b: GraphBuilder, batch: LV, start: number, rows: number): LV
 }
 
 function batchInputs(b: GraphBuilder, ds: DatasetSpec, batchSize: number, seqLen: number): { record: LV; fields: BatchField[] } {
+  if (!DATASET_FORMATS[ds.format].trainable) throw new LoweringError(`a train stage cannot read ${ds.format} data`);
   const fields: BatchField[] = [];
   const record = new Map<string, LV>();
-  const add = (field: string, dtype: DType, shape: number[]): void => {
-    const input = `batch.${field}`;
-    fields.push({ input, field, dtype, shape });
-    record.set(field, { k: 'tensor', v: b.input(input, dtype, shape) });
-  };
-  const bt = [batchSize, seqLen];
-  switch (ds.format) {
-    case 'text':
-      add('tokens', 'i64', bt);
-      break;
-    case 'prompt_completion':
-    case 'chat':
-      add('tokens', 'i64', bt);
-      add('loss_mask', 'f32', bt);
-      break;
-    case 'preference':
-      add('chosen', 'i64', bt);
-      add('rejected', 'i64', bt);
-      add('chosen_mask', 'f32', bt);
-      add('rejected_mask', 'f32', bt);
-      break;
-    case 'prompts':
-      throw new LoweringError('a train stage cannot read a prompts-only dataset');
+  for (const f of graphFields(ds.format)) {
+    const input = batchInputName(f.name);
+    const shape = fieldShape(f, { B: batchSize, T: seqLen, P: seqLen });
+    const dtype = f.dtype as DType;
+    fields.push({ input, field: f.name, dtype, shape });
+    record.set(f.name, { k: 'tensor', v: b.input(input, dtype, shape) });
   }
   return { record: { k: 'record', name: 'batch', fields: record }, fields };
 }
 
-/**
- * Values used as a matrix of a matmul (directly or through reshape/transpose):
- * the weights that get weight decay. Norm scales, biases and embedding tables
- * (read by gather or sliced, as position tables are) do not, as is usual.
- */
-function matmulOperands(g: Graph): Set<Value> {
-  const out = new Set<Value>();
-  const viewOf = new Map<Value, Value>();
-  for (const n of g.nodes) {
-    if (n.op === 'reshape' || n.op === 'transpose') viewOf.set(n.outputs[0]!, viewOf.get(n.inputs[0]!) ?? n.inputs[0]!);
-    if (n.op === 'matmul') for (const v of n.inputs) out.add(viewOf.get(v) ?? v);
+/** A setting's default call from the stage-kind table, with the built-in's own argument defaults. */
+function defaultCall(decl: StageDecl, setting: string): LV | null {
+  const call = STAGE_KINDS[decl.stageKind.name]?.settings[setting]?.defaultCall;
+  if (!call) return null;
+  const args = new Map<string, LV>();
+  for (const p of BUILTINS[call.name]!.params) {
+    const given = call.args[p.name];
+    if (given !== undefined) args.set(p.name, { k: 'float', n: given });
+    else if (p.default) args.set(p.name, tyToLV(p.default));
   }
-  return out;
+  return { k: 'call', name: call.name, args };
 }
 
 function optimizerSpec(v: LV | null): OptimizerSpec {
-  if (!v) return { kind: 'adamw', lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, clipNorm: null };
+  if (!v) throw new LoweringError('a train stage needs an optimizer');
   if (v.k !== 'call') throw new LoweringError('optimizer: expected adamw(...) or sgd(...)');
   const num = (name: string): number => asNumber(v.args.get(name)!, name);
   const clip = v.args.get('clip_norm');
@@ -404,7 +397,7 @@ export interface LossProblem {
 
 /** The loss of a train stage on a small batch (`batchSize` × `seqLen`), for gradient checking. */
 export function stageLossProblem(module: ModuleInfo, stageName: string | null, batchSize: number, seqLen: number): LossProblem {
-  const plan = lowerTrainStage(module, stageName, { batchSize });
+  const plan = lowerTrainStage(module, stageName, { batchSize, steps: 1 });
   const decl = findStage(module, stageName);
   const ctx = new StageContext(module, decl);
   const shared: ModuleValues = new Map();
@@ -427,9 +420,9 @@ export function stageLossProblem(module: ModuleInfo, stageName: string | null, b
       shared,
     );
     const wrt = target.m.frozen ? [] : modelParams(target.m).filter((p) => !target.m.adapted || p.adapter).map((p) => lw.params(p));
-    const batch = batchInputs(b, plan.dataset, batchSize, seqLen);
+    const batch = batchInputs(b, plan.data['train']!.spec, batchSize, seqLen);
     if (fields.length === 0) fields.push(...batch.fields);
     return { loss: lowerLoss(lw, ctx, batch.record), wrt };
   };
-  return { build, params: plan.params, batch: fields, dataset: plan.dataset };
+  return { build, params: plan.params, batch: fields, dataset: plan.data['train']!.spec };
 }

@@ -14,7 +14,7 @@ import { checkFiles } from '../../../src/check/index.js';
 import { GraphBuilder } from '../../../src/ir/builder.js';
 import { evaluateGraph } from '../../../src/ir/evaluate.js';
 import { IrError, type Graph } from '../../../src/ir/graph.js';
-import { lowerTrainStage, type TrainPlan } from '../../../src/ir/lower/stage.js';
+import { lowerTrainStage, type TrainPlan } from '../../../src/ir/lower/trainStage.js';
 import { makeTensor, type DType, type Tensor } from '../../../src/ir/tensor.js';
 import { runOnce } from '../../../src/runtime/ort.js';
 import { compilePlan, MANIFEST_FORMAT, type Compiled } from '../../../targets/onnx/compile.js';
@@ -310,22 +310,22 @@ describe('compilePlan on test/fixtures/train/tiny.pt-recipe', () => {
     compiled = compilePlan(plan, 'tiny.pt-recipe');
     const m = compiled.manifest;
     expect(m.format).toBe(MANIFEST_FORMAT);
-    expect(compiled.files.map((f) => f.name)).toEqual(['train_step.onnx', 'train_loop.onnx', 'eval.onnx', 'inference.onnx']);
+    expect(compiled.files.map((f) => f.name)).toEqual(['train_step.onnx', 'eval.onnx', 'inference.onnx', 'train_loop.onnx']);
     // The Loop model declares its inputs and outputs as the manifest says; it is run in loop.test.ts.
-    const loopProto = decode(compiled.files[1]!.bytes);
-    expect(loopProto.inputs).toEqual(m.graphs.train_loop.inputs.map((i) => i.name));
-    expect(loopProto.outputs).toEqual(m.graphs.train_loop.outputs.map((o) => o.name));
+    const loopProto = decode(compiled.files.find((f) => f.name === 'train_loop.onnx')!.bytes);
+    expect(loopProto.inputs).toEqual(m.graphs['train_loop']!.inputs.map((i) => i.name));
+    expect(loopProto.outputs).toEqual(m.graphs['train_loop']!.outputs.map((o) => o.name));
     // Two steps of it, on the same all-ones feeds: the first loss is ln(vocab) as for train_step below.
-    const twoSteps = { inputs: m.graphs.train_loop.inputs.map((i) => ({ ...i, shape: i.shape.map((d) => (d === -1 ? 2 : d)) })) };
+    const twoSteps = { inputs: m.graphs['train_loop']!.inputs.map((i) => ({ ...i, shape: i.shape.map((d) => (d === -1 ? 2 : d)) })) };
     const loopFeeds = onesFeeds(twoSteps);
     loopFeeds.set('steps', makeTensor('i64', [], [2]));
     for (const [name, t] of loopFeeds) if (name.startsWith('init.opt.')) loopFeeds.set(name, makeTensor('f32', t.shape));
-    const looped = await runOnce(compiled.files[1]!.bytes, loopFeeds);
-    const vocabSize = m.graphs.inference.outputs[0]!.shape.at(-1)!;
+    const looped = await runOnce(compiled.files.find((f) => f.name === 'train_loop.onnx')!.bytes, loopFeeds);
+    const vocabSize = m.graphs['inference']!.outputs[0]!.shape.at(-1)!;
     expect(looped.get('all.loss')!.shape).toEqual([2]);
     expect(looped.get('all.loss')!.data[0]).toBeCloseTo(Math.log(vocabSize), 4);
-    const entries = { 'train_step.onnx': m.graphs.train_step, 'eval.onnx': m.graphs.eval!, 'inference.onnx': m.graphs.inference };
-    const vocab = m.graphs.inference.outputs.find((o) => o.name === 'logits')!.shape.at(-1)!;
+    const entries = { 'train_step.onnx': m.graphs['train_step']!, 'eval.onnx': m.graphs['eval']!, 'inference.onnx': m.graphs['inference']! };
+    const vocab = m.graphs['inference']!.outputs.find((o) => o.name === 'logits')!.shape.at(-1)!;
     expect(vocab).toBeGreaterThan(2);
     for (const file of compiled.files.filter((f) => f.name !== 'train_loop.onnx')) {
       const entry = entries[file.name as keyof typeof entries];
@@ -362,8 +362,8 @@ describe('compilePlan on test/fixtures/train/tiny.pt-recipe', () => {
 
   it("pairs each 'new.X' output with input X of the same dtype and shape in the feedback map", () => {
     const m = compiled.manifest;
-    const ins = new Map(m.graphs.train_step.inputs.map((i) => [i.name, i]));
-    const outs = new Map(m.graphs.train_step.outputs.map((o) => [o.name, o]));
+    const ins = new Map(m.graphs['train_step']!.inputs.map((i) => [i.name, i]));
+    const outs = new Map(m.graphs['train_step']!.outputs.map((o) => [o.name, o]));
     const pairs = Object.entries(m.feedback);
     // Every trainable parameter and each of its two AdamW slots comes back.
     const trainable = m.params.filter((p) => p.trainable);

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { checkFiles } from '../../../src/check/index.js';
-import { lowerTrainStage } from '../../../src/ir/lower/stage.js';
+import { lowerTrainStage } from '../../../src/ir/lower/trainStage.js';
 import { optimize } from '../../../src/ir/passes/index.js';
 import { initialParams } from '../../../src/runtime/init.js';
 import { createSession, ort, type OrtTensor } from '../../../src/runtime/ort.js';
@@ -16,9 +16,9 @@ import { emitLoopModel } from '../../../targets/onnx/loop.js';
 it('runs K train steps in one session.run with the results of K single steps', async () => {
   const result = checkFiles([join(__dirname, '..', '..', 'fixtures', 'train', 'llama.pt-recipe')]);
   const plan = lowerTrainStage(result.entryModules[0]!, null);
-  const step = optimize(plan.graphs.trainStep).graph;
+  const step = optimize(plan.graphs['train_step']!).graph;
   const single = await createSession(emitModel(step).bytes);
-  const loop = await createSession(emitLoopModel(step, { feedback: plan.feedback, batchInputs: ['batch.tokens'], scanOutputs: ['loss', 'grad_norm', 'lr'] }));
+  const loop = await createSession(emitLoopModel(step, { feedback: plan.feedback, batchFields: [{ input: 'batch.tokens', field: 'tokens' }], scanOutputs: ['loss', 'grad_norm', 'lr'] }));
 
   const K = 3;
   const [B, T] = [4, 16];

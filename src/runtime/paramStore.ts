@@ -1,0 +1,87 @@
+/**
+ * The parameters and optimizer state of a running stage: where they start
+ * (seeded initialisers, other stages' checkpoints, or this stage's latest
+ * checkpoint on resume), their current values as onnxruntime tensors (fed to
+ * every graph as they are, no copies), how a step's outputs replace them, and
+ * how they are checkpointed. Any stage kind that updates weights uses one.
+ */
+import type { Manifest } from '../../targets/onnx/compile.js';
+import type { PlannedParam, StatePlan } from '../ir/lower/plan.js';
+import { sizeOf } from '../ir/tensor.js';
+import { checkpointTensorLoader, latestCheckpointDir, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { initialParams } from './init.js';
+import { ort, type OrtTensor } from './ort.js';
+
+export interface ParamStoreOptions {
+  /** Run folder: checkpoints/ of this and earlier stages. */
+  readonly runDir: string;
+  /** Start from this stage's latest checkpoint, when there is one. */
+  readonly resume: boolean;
+  readonly seed: number;
+}
+
+export class ParamStore {
+  /** Current values by graph input name: parameters and optimizer state. */
+  private readonly tensors = new Map<string, OrtTensor>();
+  /** The parameters this stage checkpoints: the target model's (frozen models come from their own stages). */
+  private readonly own: readonly PlannedParam[];
+
+  private constructor(
+    private readonly manifest: Manifest,
+    private readonly runDir: string,
+    /** The step the values are at: 0 when fresh, the checkpoint's step when resumed. */
+    readonly step: number,
+    /** The checkpoint folder resumed from, if any. */
+    readonly resumedFrom: string | null,
+  ) {
+    this.own = manifest.params.filter((p) => p.model === manifest.model);
+  }
+
+  static open(manifest: Manifest, options: ParamStoreOptions): ParamStore {
+    const own = manifest.params.filter((p) => p.model === manifest.model);
+    const params = initialParams(manifest.params, options.seed, checkpointTensorLoader(options.runDir));
+    const previous = options.resume ? latestCheckpointDir(options.runDir, manifest.stage) : null;
+    let state = new Map<string, Float32Array>();
+    let step = 0;
+    if (previous) {
+      const ck = loadCheckpoint(previous, own, manifest.state);
+      for (const [k, v] of ck.params) params.set(k, v);
+      state = ck.state;
+      step = ck.trainer.step;
+    } else {
+      for (const s of manifest.state) state.set(s.input, new Float32Array(sizeOf(s.shape)));
+    }
+    const store = new ParamStore(manifest, options.runDir, step, previous);
+    for (const p of manifest.params) store.tensors.set(p.input, new ort.Tensor('float32', params.get(p.input)!, [...p.shape]));
+    for (const s of manifest.state) store.tensors.set(s.input, new ort.Tensor('float32', state.get(s.input)!, [...s.shape]));
+    return store;
+  }
+
+  has(input: string): boolean {
+    return this.tensors.has(input);
+  }
+
+  get(input: string): OrtTensor {
+    const t = this.tensors.get(input);
+    if (!t) throw new Error(`the parameter store has no '${input}'`);
+    return t;
+  }
+
+  /** Replaces values by a step's outputs: `feedback` maps an output name to the input it becomes. */
+  update(outputs: Readonly<Record<string, OrtTensor>>, feedback: Readonly<Record<string, string>>): void {
+    for (const [output, input] of Object.entries(feedback)) this.tensors.set(input, outputs[output]!);
+  }
+
+  /** The target model's current weights by graph input name (for export and sampling). */
+  weights(): Map<string, Float32Array> {
+    return new Map(this.own.map((p) => [p.input, this.get(p.input).data as Float32Array]));
+  }
+
+  /** Writes a checkpoint of the target model and optimizer state at `step`; returns its folder. */
+  save(step: number, complete: boolean): string {
+    const { stage, settings } = this.manifest as Manifest<{ steps: number; seed: number }>;
+    const stateValues = new Map(this.manifest.state.map((s: StatePlan) => [s.input, this.get(s.input).data as Float32Array]));
+    const trainer: TrainerState = { stage, step, steps: settings.steps, seed: settings.seed, rng: { scheme: 'seed-and-step', seed: settings.seed }, complete };
+    return saveCheckpoint(this.runDir, trainer, this.own, this.weights(), this.manifest.state, stateValues);
+  }
+}

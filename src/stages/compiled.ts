@@ -1,0 +1,16 @@
+/** Writing a compiled stage (its ONNX files and manifest.json) into a folder, atomically file by file. */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Compiled } from '../../targets/onnx/compile.js';
+import { writeFileAtomic, writeJsonAtomic } from '../runtime/atomic.js';
+
+export function writeCompiled(compiled: Compiled, dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  for (const f of compiled.files) writeFileAtomic(join(dir, f.name), f.bytes);
+  writeJsonAtomic(join(dir, 'manifest.json'), compiled.manifest);
+}
+
+/** The folder a stage's compiled models are written to in a run folder. */
+export function stageModelDir(runDir: string, stage: string): string {
+  return join(runDir, stage, 'model');
+}
