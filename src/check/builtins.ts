@@ -33,6 +33,7 @@ import {
   type Ty,
 } from './types.js';
 import type { DiagnosticOptions } from '../language/diagnostics.js';
+import { rowSplitSizes, textSplitSizes, type SplitSizes } from './splits.js';
 
 /** How an argument is read: evaluated as an expression, or taken as a bare name from a fixed set. */
 export type ArgMode = 'value' | 'symbol' | 'symbols';
@@ -94,16 +95,22 @@ export interface BuiltinServices {
    * (0 only checks that it exists); reports and returns null when it is missing.
    */
   readDataFile(path: string, span: Span, maxBytes?: number): DataFile | null;
-  /** Validates the rows of a JSON-lines file for a dataset format. */
-  validateJsonl(file: DataFile, format: string, span: Span, tokenizer: CharTokenizer | null): void;
+  /** Validates the rows of a JSON-lines file for a dataset format; returns its row count, or null when the file was cut at the size cap. */
+  validateJsonl(file: DataFile, format: string, span: Span, tokenizer: CharTokenizer | null): number | null;
   /** Reports characters of the given pieces of a data file that a chars(...) tokenizer cannot encode. */
   checkEncodable(file: DataFile, pieces: readonly EncodablePiece[], tokenizer: CharTokenizer, span: Span): void;
   /** Wraps a model as a stack of n copies. */
   stackModel(n: Dim, inner: ModelInstance, site: CallSite): ModelInstance | null;
   /** A LoRA copy of a model. */
   loraModel(base: ModelInstance, targets: readonly string[], rank: number, site: CallSite): ModelInstance | null;
-  /** Datasets: field table for a format, with symbolic batch and length dims. */
-  datasetType(format: string, seqLen: Dim | null, split: boolean, display: string): Ty;
+  /** Datasets: field table for a format, with symbolic batch and length dims; `sizes` when the data was counted. */
+  datasetType(format: string, seqLen: Dim | null, split: boolean, display: string, sizes?: SplitSizes | null): Ty;
+  /**
+   * Stages whose checkpoint of `model` a use at `at` most likely means: inside a
+   * stage, the latest earlier stages (through `after`) that train it; elsewhere,
+   * every stage that trains it.
+   */
+  checkpointStages(model: string, at: Span): readonly string[];
 }
 
 export interface BuiltinSpec {
@@ -721,6 +728,8 @@ function datasetRule(site: CallSite, format: string, display: string): Ty {
     if (v !== null) seqLen = constDim(v);
   }
   const split = arg(site, 'split') ? expectNumber(site, 'split', { min: 0, max: 1, exclusiveMin: true }) : null;
+  // Tokens of a text corpus or rows of a JSONL file, when the checker read all of it and can count them.
+  let units: number | null = null;
   if (path !== null) {
     // JSON lines are validated row by row, and text a chars(...) tokenizer reads is checked
     // against its alphabet (both up to a cap); otherwise a corpus is only checked to exist.
@@ -728,10 +737,16 @@ function datasetRule(site: CallSite, format: string, display: string): Ty {
     const span = arg(site, 'path')!.span;
     const file = site.services.readDataFile(path, span, format === 'text' && alphabet === null ? 0 : DATA_CHECK_BYTES);
     const tokenizer = alphabet === null ? null : { alphabet, name: tok!.text };
-    if (file && format !== 'text') site.services.validateJsonl(file, format, span, tokenizer);
-    if (file && format === 'text' && tokenizer) site.services.checkEncodable(file, [{ text: file.text, offset: 0, exact: true }], tokenizer, span);
+    if (file && format !== 'text') units = site.services.validateJsonl(file, format, span, tokenizer);
+    if (file && format === 'text' && tokenizer) {
+      site.services.checkEncodable(file, [{ text: file.text, offset: 0, exact: true }], tokenizer, span);
+      // A chars(...) tokenizer makes one token of each character.
+      if (!file.truncated) units = [...file.text].length;
+    }
   }
-  return site.services.datasetType(format, seqLen, split !== null && split < 1, display);
+  const block = seqLen === null ? null : constValue(seqLen);
+  const sizes = units === null || split === null ? null : format === 'text' ? (block === null ? null : textSplitSizes(units, block, split)) : rowSplitSizes(units, split);
+  return site.services.datasetType(format, seqLen, split !== null && split < 1, display, sizes);
 }
 
 function optimizerSpec(name: string, params: ParamSpec[], check: (site: CallSite) => void): BuiltinSpec {
@@ -775,6 +790,27 @@ function rewardSpec(params: ParamSpec[]): BuiltinSpec {
   };
 }
 
+/**
+ * `frozen(m)` needs `m @ stage`: a plain model has no trained weights of its own to keep
+ * (inside the stage that trains it, it is the live model; elsewhere, its initialisers).
+ */
+function reportFrozenWithoutCheckpoint(site: CallSite, m: ModelInstance): void {
+  const text = arg(site, 'model')!.text;
+  const name = m.origin.model;
+  if (name === null) {
+    site.report('frozen-needs-checkpoint', `frozen(${text}): a new model has no trained weights to freeze, only its random initial ones`, site.span, {
+      hint: 'declare the model, train it in a stage, and freeze that stage\'s checkpoint: frozen(NAME @ STAGE)',
+    });
+    return;
+  }
+  const stages = site.services.checkpointStages(name, site.span);
+  const hint =
+    stages.length > 0
+      ? `name the checkpoint to freeze: ${stages.slice(0, 3).map((s) => `frozen(${name} @ ${s})`).join(' or ')}${stages.length > 3 ? ' or …' : ''}`
+      : `no earlier stage trains ${name}, so frozen(${name}) would be its random initial weights: train it in a stage that runs first, then freeze that stage's checkpoint, frozen(${name} @ STAGE)`;
+  site.report('frozen-needs-checkpoint', `frozen(${text}): ${name} is not a checkpoint; frozen(...) needs one (model @ stage) to know which trained weights to keep`, site.span, { hint });
+}
+
 const recipeBuiltins: Record<string, BuiltinSpec> = {
   chars: {
     params: [{ name: 'alphabet' }, specialsParam],
@@ -805,7 +841,11 @@ const recipeBuiltins: Record<string, BuiltinSpec> = {
     params: [{ name: 'model' }],
     rule: (site) => {
       const m = expectModel(site, 'model');
-      return m ? { k: 'model', model: { ...m, frozen: true, display: `frozen(${m.display})` } } : ERROR;
+      if (!m) return ERROR;
+      // frozen(m) of a model that is not a checkpoint would be the live model inside the stage that trains m,
+      // and its initial weights anywhere else; neither is a snapshot of trained weights.
+      if (!m.origin.checkpoint) reportFrozenWithoutCheckpoint(site, m);
+      return { k: 'model', model: { ...m, frozen: true, display: `frozen(${m.display})` } };
     },
   },
   lora: {

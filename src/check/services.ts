@@ -5,11 +5,13 @@
  * (`stack`, `lora`).
  */
 import { dirname, resolve } from 'node:path';
-import type { Span } from '../language/ast.js';
+import type { Span, StageDecl } from '../language/ast.js';
 import { didYouMean, SourceFile, type DiagnosticBag } from '../language/diagnostics.js';
 import type { BuiltinServices, CallSite, CharTokenizer, DataFile, EncodablePiece } from './builtins.js';
 import { formatDim, mulDims, symDim, type Dim } from './dims.js';
 import { displayPath, type ModuleInfo, type ReadFile } from './modules.js';
+import { latestTrainers, stageAncestors, stageTrainedModels } from './stages.js';
+import type { SplitSizes } from './splits.js';
 import { ERROR, formatType, shapesEqual, tensor, type DatasetFormat, type ModelInstance, type Ty } from './types.js';
 
 /** The most JSONL problems reported per file before summarising the rest. */
@@ -72,6 +74,22 @@ function submoduleNames(model: ModelInstance, out = new Set<string>()): Set<stri
   return out;
 }
 
+/** Every submodule called `name` anywhere in a model tree. */
+function submodulesNamed(model: ModelInstance, name: string, out: ModelInstance[] = []): ModelInstance[] {
+  for (const [member, m] of model.members) {
+    if (m.k !== 'submodule') continue;
+    if (member === name) out.push(m.model);
+    submodulesNamed(m.model, name, out);
+  }
+  return out;
+}
+
+/** Whether a layer has the weight `w: [in, out]` a LoRA adapter is added beside. */
+function hasLoraWeight(layer: ModelInstance): boolean {
+  const w = layer.members.get('w');
+  return w?.k === 'param' && !w.type.shape.ellipsis && w.type.shape.dims.length === 2;
+}
+
 export class CheckServices implements BuiltinServices {
   constructor(
     private readonly bag: DiagnosticBag,
@@ -96,7 +114,8 @@ export class CheckServices implements BuiltinServices {
       });
       return null;
     }
-    const truncated = text.length > maxBytes;
+    // Counted in bytes, as the cap is: a cut file of multi-byte characters can be fewer UTF-16 units than maxBytes.
+    const truncated = Buffer.byteLength(text, 'utf8') > maxBytes;
     return { text: truncated ? text.slice(0, maxBytes) : text, absPath, truncated };
   }
 
@@ -108,9 +127,9 @@ export class CheckServices implements BuiltinServices {
     return source.span(offset, offset + Math.max(1, length));
   }
 
-  validateJsonl(file: DataFile, format: string, span: Span, tokenizer: CharTokenizer | null): void {
+  validateJsonl(file: DataFile, format: string, span: Span, tokenizer: CharTokenizer | null): number | null {
     const required = REQUIRED_KEYS[format];
-    if (!required) return;
+    if (!required) return null;
     const path = displayPath(file.absPath);
     const at = (offset: number, length: number): Span => this.dataSpan(file, offset, length);
     // The text of valid rows, for the alphabet check (located at the start of their line).
@@ -165,6 +184,8 @@ export class CheckServices implements BuiltinServices {
       this.bag.report('bad-jsonl', `${problems - MAX_ROW_ERRORS} more malformed rows in ${path} (${problems} of ${rows})`, span);
     }
     if (rows === 0) this.bag.report('bad-jsonl', `${path} has no rows`, span);
+    // Rows are the non-blank lines, as the runtime counts them; a cut file's count says nothing.
+    return file.truncated ? null : rows;
   }
 
   checkEncodable(file: DataFile, pieces: readonly EncodablePiece[], tokenizer: CharTokenizer, span: Span): void {
@@ -192,10 +213,23 @@ export class CheckServices implements BuiltinServices {
     );
   }
 
-  datasetType(format: string, seqLen: Dim | null, split: boolean, display: string): Ty {
+  datasetType(format: string, seqLen: Dim | null, split: boolean, display: string, sizes: SplitSizes | null = null): Ty {
     const fields = datasetFields(format, seqLen);
     if (!fields) return ERROR;
-    return { k: 'dataset', format: format as DatasetFormat, fields, splits: split, display, producedBy: null, decl: null };
+    return { k: 'dataset', format: format as DatasetFormat, fields, splits: split, sizes, display, producedBy: null, decl: null };
+  }
+
+  checkpointStages(model: string, at: Span): readonly string[] {
+    const module = [...this.modules.values()].find((m) => m.path === at.file);
+    if (!module) return [];
+    const stages = module.recipe.declarations.filter((d): d is StageDecl => d.kind === 'StageDecl');
+    const trained = stageTrainedModels(stages);
+    const ancestors = stageAncestors(stages);
+    const inside = stages.find((s) => s.loc.start <= at.start && at.end <= s.loc.end);
+    if (inside) return latestTrainers(inside.name.name, model, ancestors, trained);
+    // Outside a stage: the last stages that train it, those no other stage training it runs after.
+    const writers = stages.filter((s) => trained.get(s.name.name) === model).map((s) => s.name.name);
+    return writers.filter((w) => !writers.some((o) => ancestors.get(o)?.has(w)));
   }
 
   stackModel(n: Dim, inner: ModelInstance, site: CallSite): ModelInstance | null {
@@ -235,6 +269,16 @@ export class CheckServices implements BuiltinServices {
     }
     if (targets.length === 0) {
       site.report('missing-argument', 'lora: name the submodules to adapt, e.g. targets: [qkv, proj]', site.span);
+      return null;
+    }
+    // An adapter sits beside a layer's weight w: [in, out]; a target without one would get no adapter,
+    // and a LoRA model without adapters has nothing to train.
+    const adaptable = [...names].filter((n) => submodulesNamed(base, n).every(hasLoraWeight));
+    const bad = targets.filter((t) => !adaptable.includes(t));
+    if (bad.length) {
+      site.report('bad-lora-target', `lora: ${bad.map((b) => `'${b}'`).join(', ')} of ${base.display} ${bad.length === 1 ? 'has' : 'have'} no weight w: [in, out] to put an adapter beside`, site.args.get('targets')?.span ?? site.span, {
+        hint: adaptable.length ? `submodules with such a weight: ${adaptable.join(', ')}` : `${base.display} has no submodule with a weight w: [in, out]`,
+      });
       return null;
     }
     return { ...base, display: `lora(${base.display}, rank: ${rank})`, lora: targets, frozen: false };

@@ -18,6 +18,8 @@ export interface SettingSpec {
   readonly binds?: boolean;
   /** Evaluated before the other settings (it defines `batch`). */
   readonly early?: boolean;
+  /** The value when the stage does not set it (the one place setting defaults live; lowering reads them here). */
+  readonly default?: number;
 }
 
 export interface StageKindSpec {
@@ -28,6 +30,8 @@ export interface StageKindSpec {
   /** Whether the stage updates its target model (so the target must not be frozen). */
   readonly updates: boolean;
   readonly evalEvery: boolean;
+  /** The stage runs training steps on batches of its dataset: the data must give one sequence length (JSONL: max_len) and a training example. */
+  readonly trainsOnData?: boolean;
   /** Further rules across settings, e.g. "ppo needs a value model". */
   readonly rules?: readonly ((settings: ReadonlyMap<string, Ty>) => { setting: string | null; code: string; message: string } | null)[];
 }
@@ -94,17 +98,17 @@ const model: SettingSpec = { check: kind('model', 'a model'), binds: true, early
 const dataset: SettingSpec = { check: kind('dataset', 'a dataset') };
 
 const common = {
-  batch: { check: positiveInt },
-  seed: { check: nonNegativeInt },
+  batch: { check: positiveInt, default: 8 },
+  seed: { check: nonNegativeInt, default: 0 },
 };
 
 const trainLike = {
   ...common,
   optimizer,
   schedule,
-  steps: { check: positiveInt },
+  steps: { check: positiveInt, default: 1000 },
   epochs: { check: positiveInt },
-  grad_accum: { check: positiveInt },
+  grad_accum: { check: positiveInt, default: 1 },
 };
 
 function exclusive(a: string, b: string) {
@@ -128,6 +132,7 @@ export const STAGE_KINDS: Readonly<Record<string, StageKindSpec>> = {
     dataset: 'required',
     updates: true,
     evalEvery: true,
+    trainsOnData: true,
     rules: [exclusive('steps', 'epochs')],
   },
   rl: {

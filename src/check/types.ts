@@ -5,6 +5,7 @@
  */
 import type { BlockDecl, DatasetDecl, FnDecl, Span, StageDecl } from '../language/ast.js';
 import { constValue, dimsEqual, formatDim, type Dim } from './dims.js';
+import type { SplitSizes } from './splits.js';
 
 export type DType = 'f32' | 'f16' | 'bf16' | 'i64' | 'i32' | 'bool' | 'str';
 export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'i64', 'i32', 'bool', 'str'];
@@ -140,6 +141,8 @@ export interface DatasetTy {
   /** The fields of one batch, with `B` for the batch size. */
   readonly fields: ReadonlyMap<string, Ty>;
   readonly splits: boolean;
+  /** Training and validation examples, when the checker read the whole file and knows its tokenizer (see splits.ts). */
+  readonly sizes?: SplitSizes | null;
   readonly display: string;
   /** The generate stage that writes this dataset, when it is a stage's output. */
   readonly producedBy: string | null;

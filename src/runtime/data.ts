@@ -11,6 +11,7 @@
  * than one batch, in which case the single batch holds all of them (fewer rows).
  */
 import { readFileSync } from 'node:fs';
+import { trainPart, windowsIn } from '../check/splits.js';
 import { Prng } from './prng.js';
 import { describeChar, EncodeError, type Tokenizer } from './tokenizer.js';
 
@@ -82,9 +83,9 @@ export class TextCorpus {
     checkInt(options.block, 'block', 1);
     if (!(split > 0 && split <= 1)) throw new Error(`${file}: split must be in (0, 1], not ${split}`);
     this.block = options.block;
-    this.trainTokens = Math.floor(tokens.length * split);
+    this.trainTokens = trainPart(tokens.length, split);
     this.valTokens = tokens.length - this.trainTokens;
-    this.windowsPerEpoch = Math.floor(this.trainTokens / this.block);
+    this.windowsPerEpoch = windowsIn(this.trainTokens, this.block);
     if (this.windowsPerEpoch === 0) {
       throw new Error(`${file}: the training split has ${this.trainTokens} tokens, fewer than one block of ${this.block}`);
     }
@@ -135,7 +136,7 @@ export class TextCorpus {
 
   /** Non-overlapping val windows from the start of the val split. */
   get valWindows(): number {
-    return Math.floor(this.valTokens / this.block);
+    return windowsIn(this.valTokens, this.block);
   }
 
   /** The val split as fixed batches of i64 [rows, block] (see the header comment for the policy). */
@@ -234,7 +235,7 @@ export class JsonlDataset {
     if (!(split > 0 && split <= 1)) throw new Error(`${file}: split must be in (0, 1], not ${split}`);
     this.seqLen = seqLen;
     this.promptLen = rows.reduce((m, r) => Math.max(m, r.prompt.length), 0);
-    this.trainRows = Math.floor(rows.length * split);
+    this.trainRows = trainPart(rows.length, split);
     this.valRows = rows.length - this.trainRows;
     if (this.trainRows === 0) throw new Error(`${file}: the training split is empty (${rows.length} rows, split ${split})`);
     this.sampler = new EpochSampler(options.seed, this.trainRows);
