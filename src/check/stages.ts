@@ -10,7 +10,7 @@ import { exprText, type Checker } from './checker.js';
 import type { ModuleInfo } from './modules.js';
 import { Scope, type StageDependency } from './scope.js';
 import { DEPLOY_FORMATS, STAGE_KINDS, type SettingSpec, type StageKindSpec } from './stageRules.js';
-import { describeKind, ERROR, intConst, tensor, type DatasetTy, type ModelInstance, type Ty } from './types.js';
+import { describeKind, ERROR, formatType, intConst, tensor, type DatasetTy, type ModelInstance, type Ty } from './types.js';
 import { constValue, formatDim, symDim } from './dims.js';
 
 export interface StageSummary {
@@ -246,7 +246,10 @@ function checkStage(cx: Checker, module: ModuleInfo, stage: StageDecl, graph: St
       checkLossUsesTarget(facts, modelName);
     }
     if (spec.trainsOnData && stageData) checkTrainingData(facts, stageData);
-    for (const e of evals) checkEvalData(facts, e.item, intConst(e.every), e.data);
+    for (const e of evals) {
+      checkEvalData(facts, e.item, intConst(e.every), e.data);
+      if (e.data !== stageData) checkEvalBatches(facts, e.item, e.data, stageData);
+    }
   }
   return { decl: stage, model: modelName, settings };
 }
@@ -431,6 +434,48 @@ function checkEvalData(f: StageFacts, item: EvalEvery, every: number | null, dat
       hint: `evaluate at most every ${steps} steps`,
     });
   }
+}
+
+/**
+ * The eval graph computes the stage's loss on batches of the eval data, so the loss
+ * must type-check with `batch` bound to them: the same fields (and a length its
+ * models accept). Checked quietly; one diagnostic names what is missing.
+ */
+function checkEvalBatches(f: StageFacts, item: EvalEvery, data: DatasetTy, trainData: DatasetTy | null): void {
+  const loss = f.seen.get('loss');
+  const lossType = f.settings.get('loss');
+  if (!loss || !lossType || lossType.k === 'error') return;
+  // Batches typed like the training data's need no second look. (Only when they differ is the loss
+  // inferred again; a function call the checker memoises with these argument types then stays an
+  // error for later uses, which is harmless: this check has reported one already.)
+  if (trainData && sameFields(data, trainData)) return;
+  const scope = new Scope(f.module);
+  for (const [name, t] of f.settings) if (f.spec.settings[name]?.binds) scope.define(name, t);
+  scope.define('batch', { k: 'record', name: `batch of ${data.display}`, fields: data.fields });
+  const evalType = f.cx.quietly(() => {
+    for (const it of f.stage.items) if (it.kind === 'LetStatement' && it.pattern.kind === 'NamePattern') scope.define(it.pattern.name.name, f.cx.infer(it.value, scope));
+    return f.cx.infer(loss.value, scope);
+  });
+  if (evalType.k !== 'error' && f.spec.settings['loss']!.check(evalType) === null) return;
+  const read = new Set<string>();
+  for (const it of f.stage.items) {
+    visit(it, (n) => {
+      if (n.kind === 'MemberExpr' && n.object.kind === 'NameExpr' && n.object.name === 'batch') read.add(n.member.name);
+    });
+  }
+  const missing = [...read].filter((field) => !data.fields.has(field));
+  const head = `eval every ${exprText(item.every)} on ${exprText(item.dataset)}`;
+  const message = missing.length
+    ? `${head}: its batches (${data.format} data) have no ${missing.map((m) => `batch.${m}`).join(', ')}, which the loss reads`
+    : `${head}: the loss cannot be computed on its batches (${data.format} data)`;
+  f.cx.report('eval-data-mismatch', message, item.dataset.loc, {
+    hint: trainData ? `evaluate on data like the training data (${trainData.format}), e.g. a validation split of ${exprText(f.stage.dataset!)}` : null,
+  });
+}
+
+function sameFields(a: DatasetTy, b: DatasetTy): boolean {
+  const text = (d: DatasetTy): string => [...d.fields].map(([k, t]) => `${k}: ${formatType(t)}`).join(', ');
+  return text(a) === text(b);
 }
 
 /** The sequence length T of a dataset's token fields, or null when it is not fixed (JSONL without max_len). */

@@ -148,6 +148,24 @@ stage pre: train policy on corpus {
     ]);
   });
 
+  it('eval data must give batches the loss can be computed on', () => {
+    const recipe = (evalData: string): string => `${HEADER}
+dataset corpus = text("corpus.txt", tokenizer: tok, block: 8)
+dataset qa = jsonl("qa.jsonl", format: prompt_completion, tokenizer: tok, max_len: 8, split: 0.5)
+dataset long = jsonl("qa.jsonl", format: prompt_completion, tokenizer: tok, max_len: 32, split: 0.5)
+dataset prefs = jsonl("prefs.jsonl", format: preference, tokenizer: tok, max_len: 8, split: 0.5)
+stage pre: train policy on corpus {
+  loss = next_token(policy(batch.tokens), batch.tokens)
+  batch = 2
+  eval every 10 on ${evalData}
+}`;
+    const files = { ...FILES, 'corpus.txt': digits(64), 'qa.jsonl': qaRows(8) };
+    expect(diagnostics(recipe('qa.val'), files)).toEqual([]);
+    expect(diagnostics(recipe('prefs.val'), files).map((x) => x.message)).toEqual(['eval every 10 on prefs.val: its batches (preference data) have no batch.tokens, which the loss reads']);
+    // Rows of 32 tokens do not fit the model's context of 16.
+    expect(diagnostics(recipe('long.val'), files).map((x) => x.message)).toEqual(['eval every 10 on long.val: the loss cannot be computed on its batches (prompt_completion data)']);
+  });
+
   it('a train stage on JSONL data without max_len is an error', () => {
     const d = diagnostics(`${HEADER}
 dataset qa = jsonl("qa.jsonl", format: prompt_completion, tokenizer: tok)
