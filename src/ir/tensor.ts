@@ -1,11 +1,55 @@
 /**
  * Reference tensors: the values the IR's reference evaluator computes with.
  * Every dtype is held in a Float64Array (integers and booleans exactly, as
- * 0/1), so gradcheck can run the whole graph in float64 and compare with the
- * float32 ONNX run.
+ * 0/1; f16 and bf16 as the values they represent), so gradcheck can run the
+ * whole graph in float64 and compare with the float32 ONNX run.
  */
-export type DType = 'f32' | 'i64' | 'bool';
-export const DTYPES: readonly DType[] = ['f32', 'i64', 'bool'];
+import { fromBf16Bits, fromF16Bits, toBf16Bits, toF16Bits } from './floatBits.js';
+
+/** Element types: floats (f32; f16 and bf16 for storage, export and quantization), integers, bool. */
+export type DType = 'f32' | 'f16' | 'bf16' | 'i64' | 'i32' | 'i8' | 'u8' | 'bool';
+export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'i64', 'i32', 'i8', 'u8', 'bool'];
+export const FLOAT_DTYPES: readonly DType[] = ['f32', 'f16', 'bf16'];
+export const INT_DTYPES: readonly DType[] = ['i64', 'i32', 'i8', 'u8'];
+
+/** Bytes per element, and the element type number ONNX's TensorProto gives each dtype. */
+export const DTYPE_INFO: Readonly<Record<DType, { readonly bytes: number; readonly onnx: number }>> = {
+  f32: { bytes: 4, onnx: 1 },
+  f16: { bytes: 2, onnx: 10 },
+  bf16: { bytes: 2, onnx: 16 },
+  i64: { bytes: 8, onnx: 7 },
+  i32: { bytes: 4, onnx: 6 },
+  i8: { bytes: 1, onnx: 3 },
+  u8: { bytes: 1, onnx: 2 },
+  bool: { bytes: 1, onnx: 9 },
+};
+
+/**
+ * How a number becomes an element of `dtype` (the semantics of `cast`, as in
+ * ONNX): f16 and bf16 round to nearest even (via f32); integers truncate toward
+ * zero and wrap in two's complement (i32, i8, u8); bool is x ≠ 0. f32 is the
+ * identity: the reference evaluator computes f32 values in float64.
+ */
+export function castValue(dtype: DType): (x: number) => number {
+  switch (dtype) {
+    case 'f32':
+      return (x) => x;
+    case 'f16':
+      return (x) => fromF16Bits(toF16Bits(x));
+    case 'bf16':
+      return (x) => fromBf16Bits(toBf16Bits(x));
+    case 'i64':
+      return Math.trunc;
+    case 'i32':
+      return (x) => (Number.isFinite(x) ? Math.trunc(x) | 0 : 0);
+    case 'i8':
+      return (x) => (Number.isFinite(x) ? (Math.trunc(x) << 24) >> 24 : 0);
+    case 'u8':
+      return (x) => (Number.isFinite(x) ? Math.trunc(x) & 0xff : 0);
+    case 'bool':
+      return (x) => (x !== 0 ? 1 : 0);
+  }
+}
 
 export interface Tensor {
   readonly dtype: DType;

@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
-import type { DType, Tensor } from '../ir/tensor.js';
+import { decodeHalf, encodeHalf } from '../ir/floatBits.js';
+import { castValue, type DType, type Tensor } from '../ir/tensor.js';
 import { UserError } from './errors.js';
 
 export type OrtTensor = InstanceType<typeof ort.Tensor>;
@@ -52,19 +53,31 @@ export function toOrt(t: Tensor): OrtTensor {
   switch (t.dtype) {
     case 'f32':
       return new ort.Tensor('float32', Float32Array.from(t.data), dims);
+    case 'f16':
+      return new ort.Tensor('float16', encodeHalf('f16', t.data), dims);
     case 'i64':
       return new ort.Tensor('int64', BigInt64Array.from(t.data, (v) => BigInt(v)), dims);
+    case 'i32':
+      return new ort.Tensor('int32', Int32Array.from(t.data, castValue('i32')), dims);
+    case 'i8':
+      return new ort.Tensor('int8', Int8Array.from(t.data, castValue('i8')), dims);
+    case 'u8':
+      return new ort.Tensor('uint8', Uint8Array.from(t.data, castValue('u8')), dims);
     case 'bool':
       return new ort.Tensor('bool', Uint8Array.from(t.data), dims);
+    case 'bf16':
+      // onnxruntime-node's tensors have no bfloat16 type: bf16 stays inside models (initializers, casts).
+      throw new Error('onnxruntime-node cannot pass bf16 tensors in or out of a model; cast to f32 at the graph boundary');
   }
 }
 
-const FROM_ORT: Record<string, DType> = { float32: 'f32', int64: 'i64', bool: 'bool' };
+const FROM_ORT: Record<string, DType> = { float32: 'f32', float16: 'f16', int64: 'i64', int32: 'i32', int8: 'i8', uint8: 'u8', bool: 'bool' };
 
 export function fromOrt(t: OrtTensor): Tensor {
   const dtype = FROM_ORT[t.type];
   if (!dtype) throw new Error(`unsupported ORT tensor type ${t.type}`);
-  const src = t.data as ArrayLike<number | bigint>;
+  // float16 comes back as its bit patterns (Uint16Array).
+  const src = dtype === 'f16' ? decodeHalf('f16', t.data as Uint16Array) : (t.data as ArrayLike<number | bigint>);
   const data = new Float64Array(src.length);
   for (let i = 0; i < src.length; i++) data[i] = Number(src[i]);
   return { dtype, shape: [...t.dims], data };

@@ -11,12 +11,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
+import { decodeHalf, encodeHalf } from '../ir/floatBits.js';
 import { writeFileAtomic } from './atomic.js';
 
-export type StDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U8' | 'BOOL';
+export type StDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I8' | 'U8' | 'BOOL';
 
-/** F16 and BF16 are carried as their raw 16-bit patterns. */
-export type StData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Uint16Array;
+/** F16 and BF16 are carried as their raw 16-bit patterns (see toFloat32/fromFloat32 for their values). */
+export type StData = Float32Array | Float64Array | BigInt64Array | Int32Array | Int8Array | Uint8Array | Uint16Array;
 
 export interface StTensor {
   dtype: StDType;
@@ -37,6 +38,7 @@ const DTYPES: Readonly<Record<StDType, { size: number; array: new (buffer: Array
   BF16: { size: 2, array: Uint16Array },
   I64: { size: 8, array: BigInt64Array },
   I32: { size: 4, array: Int32Array },
+  I8: { size: 1, array: Int8Array },
   U8: { size: 1, array: Uint8Array },
   BOOL: { size: 1, array: Uint8Array },
 };
@@ -175,6 +177,71 @@ export function writeSafetensors(path: string, tensors: ReadonlyMap<string, StTe
 /** Reads and validates a safetensors file. */
 export function readSafetensors(path: string): SafetensorsFile {
   return decodeSafetensors(readFileSync(path), path);
+}
+
+/**
+ * A tensor's values as f32: F16 and BF16 decoded (exactly: every one is an f32),
+ * F64 and large integers rounded to the nearest f32, BOOL as 0/1.
+ */
+export function toFloat32(t: StTensor): Float32Array {
+  if (t.dtype === 'F32') return t.data as Float32Array;
+  if (t.dtype === 'F16' || t.dtype === 'BF16') return decodeHalf(t.dtype === 'F16' ? 'f16' : 'bf16', t.data as Uint16Array);
+  const src = t.data as ArrayLike<number | bigint>;
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = Number(src[i]);
+  return out;
+}
+
+/** The smallest and largest value of each integer dtype (for I64, the largest float64 below 2^63). */
+const INT_RANGE: Partial<Record<StDType, readonly [number, number]>> = {
+  I64: [-(2 ** 63), 2 ** 63 - 1024],
+  I32: [-(2 ** 31), 2 ** 31 - 1],
+  I8: [-128, 127],
+  U8: [0, 255],
+  BOOL: [0, 1],
+};
+
+/**
+ * f32 (or float64) values stored as `dtype`. F16 and BF16 round to nearest, ties
+ * to even (NaN stays NaN, ±0 keep their sign; past f16's largest finite value,
+ * 65504, a value becomes ±Infinity), as PyTorch and onnxruntime convert. An
+ * integer dtype takes only whole values in its range: anything else is an error,
+ * never a silent change of the weights.
+ */
+export function fromFloat32(name: string, values: ArrayLike<number>, shape: readonly number[], dtype: StDType): StTensor {
+  const range = INT_RANGE[dtype];
+  if (range) {
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!;
+      if (!Number.isInteger(v) || v < range[0] || v > range[1]) {
+        throw new Error(`safetensors: tensor ${JSON.stringify(name)} cannot be stored as ${dtype}: element ${i} is ${v}, not a whole number in [${range[0]}, ${range[1]}]`);
+      }
+    }
+  }
+  const data = ((): StData => {
+    switch (dtype) {
+      case 'F64':
+        return Float64Array.from(values);
+      case 'F32':
+        return Float32Array.from(values);
+      case 'F16':
+        return encodeHalf('f16', values);
+      case 'BF16':
+        return encodeHalf('bf16', values);
+      case 'I64':
+        return BigInt64Array.from(Array.from(values), (v) => BigInt(v));
+      case 'I32':
+        return Int32Array.from(values);
+      case 'I8':
+        return Int8Array.from(values);
+      case 'U8':
+      case 'BOOL':
+        return Uint8Array.from(values);
+    }
+  })();
+  const t: StTensor = { dtype, shape: [...shape], data };
+  checkTensor(name, t);
+  return t;
 }
 
 /** Checks that a tensor's data matches its dtype and shape; returns its size in bytes. */

@@ -8,11 +8,29 @@ import { describeNode, formatProvenance, IrError, type Graph, type Node, type Va
 import type { LoweringContext, OnnxAttr } from '../../src/ir/op.js';
 import { lookupOp } from '../../src/ir/ops/index.js';
 import { makeTensor, sizeOf, type DType } from '../../src/ir/tensor.js';
-import { IR_VERSION, OPSET, onnx, rawBytes, tensorProto, valueInfo } from './proto.js';
+import { elemType, IR_VERSION, OPSET, onnx, tensorProto, valueInfo } from './proto.js';
+
+/**
+ * An initializer's elements, in the typed array of its input's dtype: Float32Array (f32),
+ * Uint16Array of bit patterns (f16, bf16), BigInt64Array (i64), Int32Array (i32),
+ * Int8Array (i8), Uint8Array (u8, and bool as 0/1).
+ */
+export type InitializerData = Float32Array | Uint16Array | BigInt64Array | Int32Array | Int8Array | Uint8Array;
+
+const INITIALIZER_ARRAY: Readonly<Record<DType, new (n: number) => InitializerData>> = {
+  f32: Float32Array,
+  f16: Uint16Array,
+  bf16: Uint16Array,
+  i64: BigInt64Array,
+  i32: Int32Array,
+  i8: Int8Array,
+  u8: Uint8Array,
+  bool: Uint8Array,
+};
 
 export interface EmitOptions {
   /** Graph inputs to store in the model as initializers (inference models), by input name. */
-  readonly initializers?: ReadonlyMap<string, Float32Array | BigInt64Array>;
+  readonly initializers?: ReadonlyMap<string, InitializerData>;
   /** Above this many bytes of initializers, their data goes to an external file (protobuf caps a model at 2 GiB). */
   readonly externalDataThreshold?: number;
   /** File name (relative to the model) of the external data, when used. */
@@ -150,11 +168,14 @@ function attributeProto(name: string, a: OnnxAttr): InstanceType<typeof onnx.Att
   return onnx.AttributeProto.create({ name, type: T.TENSOR, t: tensorProto('', a.t) });
 }
 
-function initializerProto(v: Value, data: Float32Array | BigInt64Array): InstanceType<typeof onnx.TensorProto> {
+/** An initializer stores its array's bytes as they are (little-endian, as ONNX's raw_data is). */
+function initializerProto(v: Value, data: InitializerData): InstanceType<typeof onnx.TensorProto> {
   const expected = sizeOf(v.shape);
   if (data.length !== expected) throw new IrError(`initializer ${v.inputName} has ${data.length} values, its shape [${v.shape.join(', ')}] needs ${expected}`);
-  const bytes = data instanceof Float32Array ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : rawBytes('i64', Array.from(data, Number));
-  return onnx.TensorProto.create({ name: v.inputName!, dims: [...v.shape], dataType: v.dtype === 'f32' ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64, rawData: bytes.slice() });
+  const array = INITIALIZER_ARRAY[v.dtype];
+  if (!(data instanceof array)) throw new IrError(`initializer ${v.inputName} is ${v.dtype}, carried as ${array.name}, but its data is ${data.constructor.name}`);
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
+  return onnx.TensorProto.create({ name: v.inputName!, dims: [...v.shape], dataType: elemType(v.dtype), rawData: bytes });
 }
 
 /** Moves initializer data into one external file, 64-byte aligned as onnx's own writer does. */

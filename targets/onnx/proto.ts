@@ -3,7 +3,8 @@
  * from IR dtypes to ONNX element types.
  */
 import onnxProto from 'onnx-proto';
-import type { DType, Tensor } from '../../src/ir/tensor.js';
+import { encodeHalf } from '../../src/ir/floatBits.js';
+import { castValue, DTYPE_INFO, type DType, type Tensor } from '../../src/ir/tensor.js';
 
 export const onnx = onnxProto.onnx;
 export type ModelProto = InstanceType<typeof onnx.ModelProto>;
@@ -12,26 +13,34 @@ export type ModelProto = InstanceType<typeof onnx.ModelProto>;
 export const OPSET = 17;
 export const IR_VERSION = 8;
 
-const ELEM: Record<DType, number> = {
-  f32: onnx.TensorProto.DataType.FLOAT,
-  i64: onnx.TensorProto.DataType.INT64,
-  bool: onnx.TensorProto.DataType.BOOL,
-};
-
+/** The ONNX element type of an IR dtype (the numbers are TensorProto.DataType's). */
 export function elemType(dtype: DType): number {
-  return ELEM[dtype];
+  return DTYPE_INFO[dtype].onnx;
 }
 
-/** Little-endian raw bytes of values in an IR dtype. */
+/**
+ * Little-endian raw bytes of values in an IR dtype: f16 and bf16 as their
+ * 16-bit patterns (rounded to nearest even), integers converted as `cast` does.
+ */
 export function rawBytes(dtype: DType, values: ArrayLike<number>): Uint8Array {
+  const bytesOf = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   switch (dtype) {
     case 'f32':
-      return new Uint8Array(Float32Array.from(values).buffer);
+      return bytesOf(Float32Array.from(values));
+    case 'f16':
+    case 'bf16':
+      return bytesOf(encodeHalf(dtype, values));
     case 'i64': {
       const out = new BigInt64Array(values.length);
-      for (let i = 0; i < values.length; i++) out[i] = BigInt(values[i]!);
-      return new Uint8Array(out.buffer);
+      for (let i = 0; i < values.length; i++) out[i] = BigInt(Math.trunc(values[i]!));
+      return bytesOf(out);
     }
+    case 'i32':
+      return bytesOf(Int32Array.from(values, castValue('i32')));
+    case 'i8':
+      return bytesOf(Int8Array.from(values, castValue('i8')));
+    case 'u8':
+      return Uint8Array.from(values, castValue('u8'));
     case 'bool':
       return Uint8Array.from(values, (v) => (v ? 1 : 0));
   }

@@ -210,6 +210,6 @@ describe('comparisons, logic, where, cast', () => {
     expect(inferError('where', [f32(2), f32(2), f32(2)])).toBe('where: condition must be bool, got f32[2]');
     expect(inferError('where', [t('bool', [2]), f32(2), t('i64', [2])])).toBe('where: branches have different dtypes: f32[2] and i64[2]');
     expect(inferError('where', [t('bool', [3]), f32(2, 1), f32(4)])).toBe('where: shapes do not broadcast: [3], [2, 1] and [4]');
-    expect(inferError('cast', [f32(2)], { to: 'f16' })).toBe('cast: attribute to must be one of f32, i64, bool, got "f16"');
+    expect(inferError('cast', [f32(2)], { to: 'f8' })).toBe('cast: attribute to must be one of f32, f16, bf16, i64, i32, i8, u8, bool, got "f8"');
   });
 });

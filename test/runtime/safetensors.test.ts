@@ -86,6 +86,7 @@ describe('round trips', () => {
     bf16: { dtype: 'BF16', shape: [1, 2], data: Uint16Array.of(0x3f80, 0xbf80) },
     i64: { dtype: 'I64', shape: [3], data: BigInt64Array.of(-1n, 9007199254740993n, 0n) },
     i32: { dtype: 'I32', shape: [2, 1], data: Int32Array.of(-2147483648, 2147483647) },
+    i8: { dtype: 'I8', shape: [3], data: Int8Array.of(-128, 0, 127) },
     u8: { dtype: 'U8', shape: [4], data: Uint8Array.of(0, 1, 128, 255) },
     bool: { dtype: 'BOOL', shape: [2], data: Uint8Array.of(1, 0) },
     scalar: { dtype: 'F32', shape: [], data: Float32Array.of(42) },
@@ -163,7 +164,7 @@ describe('decodeSafetensors rejects malformed files', () => {
 
   it('an unknown dtype', () => {
     expect(decodeError(fileWith('{"a":{"dtype":"F8","shape":[2],"data_offsets":[0,2]}}', [0, 0]))).toBe(
-      'checkpoint.safetensors: tensor "a" has unknown dtype "F8" (expected one of F64, F32, F16, BF16, I64, I32, U8, BOOL)',
+      'checkpoint.safetensors: tensor "a" has unknown dtype "F8" (expected one of F64, F32, F16, BF16, I64, I32, I8, U8, BOOL)',
     );
   });
 

@@ -5,7 +5,7 @@
 import type { OpBuilder } from '../opBuilder.js';
 import type { Node, Value, ValueType } from '../graph.js';
 import type { LoweringContext, OpDef } from '../op.js';
-import { broadcastIndex, broadcastShapes, DTYPES, formatShapeList as fmt, sizeOf, type DType, type Tensor } from '../tensor.js';
+import { broadcastIndex, broadcastShapes, castValue, DTYPE_INFO, DTYPES, formatShapeList as fmt, sizeOf, type DType, type Tensor } from '../tensor.js';
 import { describe, expectArity, expectDtype, isTensor, opError, tensorOf } from './common.js';
 
 /** Emits a one-input, one-output ONNX node for an op of the same arity. */
@@ -249,9 +249,6 @@ const LOGIC_OPS: OpDef[] = [
 
 // ------------------------------------------------------------------ constant, where, cast
 
-/** ONNX TensorProto element types of the IR dtypes (kept here: ir/ does not import targets/). */
-const ONNX_ELEM: Record<DType, number> = { f32: 1, i64: 7, bool: 9 };
-
 const OTHER_OPS: OpDef[] = [
   {
     name: 'constant',
@@ -266,7 +263,8 @@ const OTHER_OPS: OpDef[] = [
     },
     evaluate(_inputs, attrs) {
       const v = attrs['value'] as Tensor;
-      return [tensorOf(v.dtype, v.shape, v.data.slice())];
+      // The values the ONNX constant holds: rounded to f16/bf16, integers converted (f32 stays float64, as everywhere here).
+      return [tensorOf(v.dtype, v.shape, v.dtype === 'f32' ? v.data.slice() : v.data.map(castValue(v.dtype)))];
     },
     lower(ctx, node) {
       ctx.emit('Constant', [], [ctx.output(node, 0)], { value: { t: node.attrs['value'] as Tensor } });
@@ -304,7 +302,7 @@ const OTHER_OPS: OpDef[] = [
   },
   {
     name: 'cast',
-    doc: 'converts to dtype `to` (f32 → i64 truncates toward zero; → bool is x ≠ 0)',
+    doc: 'converts to dtype `to` (→ f16/bf16 rounds to nearest even; → integers truncates toward zero; → bool is x ≠ 0)',
     infer(inputs, attrs) {
       expectArity('cast', inputs, 1);
       const to = attrs['to'];
@@ -313,11 +311,10 @@ const OTHER_OPS: OpDef[] = [
     },
     evaluate([x], attrs) {
       const to = attrs['to'] as DType;
-      const conv = to === 'bool' ? (v: number) => (v !== 0 ? 1 : 0) : to === 'i64' ? Math.trunc : (v: number) => v;
-      return [tensorOf(to, x!.shape, x!.data.map(conv))];
+      return [tensorOf(to, x!.shape, x!.data.map(castValue(to)))];
     },
     lower(ctx, node) {
-      ctx.emit('Cast', [ctx.input(node, 0)], [ctx.output(node, 0)], { to: { i: ONNX_ELEM[node.attrs['to'] as DType] } });
+      ctx.emit('Cast', [ctx.input(node, 0)], [ctx.output(node, 0)], { to: { i: DTYPE_INFO[node.attrs['to'] as DType].onnx } });
     },
   },
 ];

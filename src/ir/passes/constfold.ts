@@ -16,7 +16,8 @@ export function foldConstants(graph: Graph): Graph {
   return rewriteGraph(graph, 'const-fold', (n, rw) => {
     if (n.op === 'constant') {
       const [out] = rw.keep(n);
-      known.set(out!, n.attrs['value'] as Tensor);
+      // Its value as the reference evaluates it (an f16 constant holds f16-rounded values).
+      known.set(out!, lookupOp('constant').evaluate([], n.attrs)[0]!);
       return undefined;
     }
     const args = n.inputs.map((v) => known.get(rw.value(v)));
