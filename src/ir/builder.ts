@@ -6,7 +6,7 @@
  * and provenance (recipe span and phase), which the lowering, autodiff and the
  * optimizer set around the code that emits it.
  */
-import { IrError, NO_PROVENANCE, type Attrs, type Graph, type GraphOutput, type Node, type Phase, type Provenance, type SourcePoint, type Value } from './graph.js';
+import { formatProvenance, IrError, NO_PROVENANCE, type Attrs, type Graph, type GraphOutput, type Node, type Phase, type Provenance, type SourcePoint, type Value } from './graph.js';
 import { OpBuilder } from './opBuilder.js';
 import { lookupOp } from './ops/index.js';
 import type { DType } from './tensor.js';
@@ -134,8 +134,8 @@ export class GraphBuilder extends OpBuilder {
     try {
       types = def.infer(inputs, attrs);
     } catch (e) {
-      const where = this.scope ? ` (in ${this.scope})` : '';
-      throw new IrError(`${(e as Error).message}${where}`);
+      const where = [this.scope ? `in ${this.scope}` : '', this.current.span ? `at ${formatProvenance(this.current)}` : ''].filter((w) => w);
+      throw new IrError(`${(e as Error).message}${where.length ? ` (${where.join(', ')})` : ''}`);
     }
     if (outputIds && outputIds.length !== types.length) throw new IrError(`${op}: the copy has ${types.length} outputs, the node it replaces ${outputIds.length}`);
     const outputs: Value[] = [];

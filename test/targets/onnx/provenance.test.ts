@@ -102,5 +102,7 @@ describe('provenance in the ONNX doc_string', () => {
     expect(printGraph(g)).not.toContain('@');
     expect(printGraph(g, { provenance: true })).toContain('   @ r.pt-recipe:3:9 forward');
     expect(printGraph(g, { provenance: true }).split('\n').filter((l) => l.endsWith('@ backward'))).toHaveLength(1);
+    // A type error while building names the scope and the recipe span.
+    expect(() => b.at(span, () => b.scoped('proj', () => b.matmul(x, b.input('w', 'f32', [3, 4]))))).toThrow(/^matmul: .* \(in proj, at r\.pt-recipe:3:9 forward\)$/);
   });
 });
