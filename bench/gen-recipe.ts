@@ -10,9 +10,9 @@
  * contents, to be written next to the recipe.
  */
 
-/** Data files the generated recipe refers to: relative path → contents. */
+/** Data files the generated recipe refers to: relative path → contents (with split 0.5, enough for one eval batch of 8 windows of 48 tokens, which the checker verifies). */
 export const DATA_FILES: ReadonlyMap<string, string> = new Map([
-  ['data/corpus.txt', 'the quick brown fox jumps over the lazy dog.\nsphinx of black quartz, judge my vow.\n'.repeat(8)],
+  ['data/corpus.txt', 'the quick brown fox jumps over the lazy dog.\nsphinx of black quartz, judge my vow.\n'.repeat(16)],
 ]);
 
 /** The recipe lines of unit `i`; dims vary with `i` so instances differ. */
@@ -25,7 +25,7 @@ function unit(i: number): string[] {
     ``,
     `tokenizer tok_${i} = chars("abcdefghijklmnopqrstuvwxyz .,\\n", specials: [pad, bos, eos])`,
     ``,
-    `dataset corpus_${i} = text("data/corpus.txt", tokenizer: tok_${i}, block: ${ctx}, split: 0.9)`,
+    `dataset corpus_${i} = text("data/corpus.txt", tokenizer: tok_${i}, block: ${ctx}, split: 0.5)`,
     ``,
     `block Dense_${i}(inp: dim, out: dim) {`,
     `  param w: f32[inp, out] = normal(0.02)`,
