@@ -34,6 +34,7 @@ import {
 } from './types.js';
 import type { DiagnosticOptions } from '../language/diagnostics.js';
 import { rowSplitSizes, textSplitSizes, type SplitSizes } from './splits.js';
+import { CHAT_TEMPLATE_FIELDS, DEFAULT_CHAT_TEMPLATE } from './chatTemplate.js';
 
 /** How an argument is read: evaluated as an expression, or taken as a bare name from a fixed set. */
 export type ArgMode = 'value' | 'symbol' | 'symbols';
@@ -749,6 +750,50 @@ function datasetRule(site: CallSite, format: string, display: string): Ty {
   return site.services.datasetType(format, seqLen, split !== null && split < 1, display, sizes);
 }
 
+/**
+ * `template:` of jsonl(...): a chat_template(...) for chat data only, whose strings a
+ * chars(...) tokenizer must be able to encode — the default template's too, when a chat
+ * dataset declares none.
+ */
+function checkChatTemplateArg(site: CallSite, format: string): void {
+  const a = arg(site, 'template');
+  const declared = a !== undefined && a.ty.k !== 'none';
+  if (declared && format !== 'chat') {
+    site.report('template-needs-chat', `jsonl: 'template' applies to chat data only, but this dataset's format is ${format}`, a.span, { hint: 'remove it, or use format: chat' });
+    return;
+  }
+  if (format !== 'chat' || a?.ty.k === 'error') return;
+  if (declared && (a.ty.k !== 'record' || a.ty.name !== 'chat_template')) {
+    site.report('type-mismatch', `jsonl: 'template' must be a chat_template(...), but '${a.text}' is ${describeKind(a.ty)}`, a.span);
+    return;
+  }
+  const tok = arg(site, 'tokenizer');
+  const alphabet = tok?.ty.k === 'tokenizer' ? tok.ty.alphabet : null;
+  if (alphabet === null) return;
+  const known = new Set(alphabet);
+  const missing: string[] = [];
+  const where: string[] = [];
+  for (const field of CHAT_TEMPLATE_FIELDS) {
+    const v = declared && a.ty.k === 'record' ? a.ty.fields.get(field) : { k: 'str', value: DEFAULT_CHAT_TEMPLATE[field] };
+    const text = v?.k === 'str' ? v.value : null;
+    if (text === null) continue;
+    const bad = [...text].filter((c) => !known.has(c));
+    if (bad.length) where.push(`${field} ${JSON.stringify(text)}`);
+    for (const c of bad) if (!missing.includes(c)) missing.push(c);
+  }
+  if (missing.length === 0) return;
+  const template = declared ? 'the chat template' : 'the default chat template';
+  const hint = declared
+    ? 'add them to the chars(...) alphabet, or change the template'
+    : 'declare a template it can encode, template: chat_template(system: ..., user: ..., assistant: ..., end: ...), or add them to the chars(...) alphabet';
+  site.report(
+    'unencodable-template',
+    `tokenizer ${tok!.text} cannot encode ${missing.length} character${missing.length === 1 ? '' : 's'} of ${template}: ${missing.map((c) => JSON.stringify(c)).join(', ')} (in ${where.join(', ')})`,
+    declared ? a.span : site.span,
+    { hint },
+  );
+}
+
 function optimizerSpec(name: string, params: ParamSpec[], check: (site: CallSite) => void): BuiltinSpec {
   return {
     params,
@@ -830,12 +875,25 @@ const recipeBuiltins: Record<string, BuiltinSpec> = {
     rule: (site) => datasetRule(site, 'text', 'text'),
   },
   jsonl: {
-    params: [{ name: 'path' }, { name: 'format', mode: 'symbol', symbols: DATASET_FORMATS }, { name: 'tokenizer' }, { name: 'max_len', default: { k: 'none' } }, { name: 'split', default: FLOAT(1) }],
+    params: [
+      { name: 'path' },
+      { name: 'format', mode: 'symbol', symbols: DATASET_FORMATS },
+      { name: 'tokenizer' },
+      { name: 'max_len', default: { k: 'none' } },
+      { name: 'split', default: FLOAT(1) },
+      { name: 'template', default: { k: 'none' } },
+    ],
     rule: (site) => {
       const format = symbolArg(site, 'format');
       if (!format) return ERROR;
+      checkChatTemplateArg(site, format);
       return datasetRule(site, format, format);
     },
+  },
+  chat_template: {
+    params: CHAT_TEMPLATE_FIELDS.map((name) => ({ name, default: { k: 'str', value: DEFAULT_CHAT_TEMPLATE[name] } })),
+    // A record of its strings, so that jsonl(...) can check them against its tokenizer.
+    rule: (site) => ({ k: 'record', name: 'chat_template', fields: new Map(CHAT_TEMPLATE_FIELDS.map((name) => [name, { k: 'str', value: expectStr(site, name) }])) }),
   },
   frozen: {
     params: [{ name: 'model' }],

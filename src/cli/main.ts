@@ -191,12 +191,18 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .argument('<file>', 'a recipe file')
     .addOption(stageOption())
     .option('--run <dir>', 'run folder (default runs/<recipe name>)')
-    .option('--prompt <text>', 'text to continue (default a newline)')
+    .option('--prompt <text>', 'text to continue, built as in training: after bos, or as the user message of a chat (default: a newline for text data, empty otherwise)')
+    .option('--system <text>', 'a system message before the prompt (chat data)')
+    .addOption(
+      new Option('--stop <text>', 'also stop when the generated text contains this (repeatable); generation always stops at eos')
+        .argParser((value: string, previous: string[]) => [...previous, value])
+        .default([] as string[], 'none'),
+    )
     .addOption(new Option('--tokens <n>', 'tokens to generate (default 300)').argParser(positiveInt))
     .addOption(new Option('--temperature <x>', 'sampling temperature (default 0.8)').argParser(positiveNumber))
     .addOption(new Option('--seed <n>', 'sampling seed (default 0)').argParser(nonNegativeInt))
-    .addHelpText('after', `\nExamples:\n  ptr sample examples/quickstart.pt-recipe --prompt "Once upon"\n${EXIT_HELP}`)
-    .action(async (file: string, opts: { stage?: string; run?: string; prompt?: string; tokens?: number; temperature?: number; seed?: number }) =>
+    .addHelpText('after', `\nExamples:\n  ptr sample examples/quickstart.pt-recipe --prompt "Once upon"\n  ptr sample examples/arith/pipeline.pt-recipe --stage sft --prompt "12+7=" --stop $'\\n'\n${EXIT_HELP}`)
+    .action(async (file: string, opts: { stage?: string; run?: string; prompt?: string; system?: string; stop?: string[]; tokens?: number; temperature?: number; seed?: number }) =>
       setCode(await runSample(io, file, opts)),
     );
 

@@ -14,6 +14,9 @@ import { readFileSync } from 'node:fs';
 import { trainPart, windowsIn } from '../check/splits.js';
 import { Prng } from './prng.js';
 import { describeChar, EncodeError, type Tokenizer } from './tokenizer.js';
+import { CHAT_ROLES, DEFAULT_CHAT_TEMPLATE, type ChatMessage, type ChatTemplate } from '../check/chatTemplate.js';
+import { DATASET_FORMATS } from '../check/dataSchema.js';
+import { completionPieces, conversationPieces, promptBody, PromptEncodeError, sequenceHead, type Piece } from './prompt.js';
 
 export type BatchField =
   | { dtype: 'i64'; shape: number[]; data: BigInt64Array }
@@ -165,6 +168,8 @@ export interface JsonlOptions {
   /** Fraction of the rows, from the start of the file, that is training data. Default 1. */
   split?: number;
   seed: number;
+  /** How chat rows are rendered (see runtime/prompt.ts). Default DEFAULT_CHAT_TEMPLATE. */
+  chatTemplate?: ChatTemplate;
 }
 
 /** `full`: the format's fields; `prompts`: prompt, prompt_text and answer (the `dataset.prompts` view used by rl stages). */
@@ -186,32 +191,24 @@ interface Row {
   sequences: Sequence[];
 }
 
-/** A piece of a row's text before fitting: its tokens, and whether the loss is computed on them. */
-interface Piece {
-  tokens: Int32Array;
-  trained: boolean;
-}
-
 const REQUIRED_KEYS: Readonly<Record<JsonlFormat, readonly string[]>> = {
   prompt_completion: ['prompt', 'completion'],
   preference: ['prompt', 'chosen', 'rejected'],
   chat: ['messages'],
 };
 
-const CHAT_ROLES = ['system', 'user', 'assistant'];
-
 /**
  * Rows of a JSON lines file as fixed-shape batches.
  *
- * Each sequence is `bos + prompt + completion + eos` (bos and eos where the tokenizer
- * has them), right-padded with `pad` (or eos, or 0: padded positions are masked out) to
- * T. The loss mask is 1 on the completion tokens and the eos that ends them. A row too
- * long for T loses prompt tokens from the left; one whose completion alone does not
- * fit is an error. Prompts (`prompt: i64[B, P]`) are bos + the kept prompt tokens,
- * left-padded to the longest, so generation continues at the same position in every row.
- *
- * Chat rows use the template `bos m1 sep m2 sep … mk eos` (sep where the tokenizer has
- * one): the mask covers each assistant message and the sep or eos that closes it.
+ * Sequences are laid out by runtime/prompt.ts, the same functions `ptr sample` builds
+ * its prompt with: `bos + prompt + completion + eos` (bos and eos where the tokenizer
+ * has them), and chat rows rendered with the dataset's chat template. They are
+ * right-padded with `pad` (or eos, or 0: padded positions are masked out) to T. The
+ * loss mask is 1 on the trained tokens: a completion and its eos; an assistant
+ * message and what closes it. A row too long for T loses untrained tokens from the
+ * left (after bos); one whose trained tokens do not fit is an error. Prompts
+ * (`prompt: i64[B, P]`) are bos + the kept prompt tokens, left-padded to the longest,
+ * so generation continues at the same position in every row.
  */
 export class JsonlDataset {
   /** Sequence length T of `tokens`, `chosen`, `rejected` and their masks. */
@@ -250,10 +247,10 @@ export class JsonlDataset {
   static fromText(text: string, format: JsonlFormat, tokenizer: Tokenizer, options: JsonlOptions, file = '<jsonl>'): JsonlDataset {
     if (!Object.hasOwn(REQUIRED_KEYS, format)) throw new Error(`${file}: unknown dataset format '${format}' (expected ${Object.keys(REQUIRED_KEYS).join(', ')})`);
     if (options.maxLen != null) checkInt(options.maxLen, 'max_len', 2);
-    const bos = tokenizer.special('bos');
     const eos = tokenizer.special('eos');
     const pad = tokenizer.special('pad') ?? eos ?? 0;
-    const head = bos === null ? [] : [bos];
+    const head = sequenceHead(tokenizer, format);
+    const template = options.chatTemplate ?? DEFAULT_CHAT_TEMPLATE;
 
     // Parse and encode every row first: T defaults to the longest row.
     const parsed: { line: number; promptText: string; answer: string; prompt: Int32Array; bodies: { name: string; pieces: Piece[] }[] }[] = [];
@@ -263,33 +260,29 @@ export class JsonlDataset {
       if (trimmed === '') return;
       const at = `${file}:${line}`;
       const record = parseRow(trimmed, format, at);
-      const encode = (value: string, field: string): Int32Array => encodeField(tokenizer, value, field, at);
-      const tail = (trained: boolean): Piece[] => (eos === null ? [] : [{ tokens: Int32Array.of(eos), trained }]);
-      if (format === 'chat') {
-        const messages = record['messages'] as { role: string; content: string }[];
-        const sep = tokenizer.special('sep');
-        const pieces: Piece[] = [];
-        messages.forEach((m, k) => {
-          const trained = m.role === 'assistant';
-          pieces.push({ tokens: encode(m.content, `messages[${k}].content`), trained });
-          const closer = k === messages.length - 1 ? eos : sep;
-          if (closer !== null) pieces.push({ tokens: Int32Array.of(closer), trained });
+      try {
+        if (format === 'chat') {
+          const pieces = conversationPieces(tokenizer, template, record['messages'] as ChatMessage[]);
+          parsed.push({ line, promptText: '', answer: '', prompt: new Int32Array(0), bodies: [{ name: 'the assistant messages', pieces }] });
+          return;
+        }
+        const promptText = record['prompt'] as string;
+        const prompt = promptBody(tokenizer, { format, prompt: promptText });
+        const completions = format === 'preference' ? ['chosen', 'rejected'] : ['completion'];
+        parsed.push({
+          line,
+          promptText,
+          answer: record[completions[0]!] as string,
+          prompt: prompt[0]!.tokens,
+          bodies: completions.map((key) => ({
+            name: format === 'preference' ? `the ${key} completion` : 'the completion',
+            pieces: [...prompt, ...completionPieces(tokenizer, record[key] as string, key)],
+          })),
         });
-        parsed.push({ line, promptText: '', answer: '', prompt: new Int32Array(0), bodies: [{ name: 'the assistant messages', pieces }] });
-        return;
+      } catch (e) {
+        if (e instanceof PromptEncodeError) throw new Error(`${at}: ${e.message}`);
+        throw e;
       }
-      const prompt = encode(record['prompt'] as string, 'prompt');
-      const completions = format === 'preference' ? ['chosen', 'rejected'] : ['completion'];
-      parsed.push({
-        line,
-        promptText: record['prompt'] as string,
-        answer: record[completions[0]!] as string,
-        prompt,
-        bodies: completions.map((key) => ({
-          name: format === 'preference' ? `the ${key} completion` : 'the completion',
-          pieces: [{ tokens: prompt, trained: false }, { tokens: encode(record[key] as string, key), trained: true }, ...tail(true)],
-        })),
-      });
     });
     if (parsed.length === 0) throw new Error(`${file} has no rows`);
 
@@ -337,53 +330,45 @@ export class JsonlDataset {
     return batchRanges(this.valRows, batchSize).map(([first, count]) => this.assemble(this.rows.slice(this.trainRows + first, this.trainRows + first + count), view));
   }
 
+  /** The batch fields of the view, exactly as the data schema (check/dataSchema.ts) lists them. */
   private assemble(rows: readonly Row[], view: BatchView): Batch {
+    if (view === 'prompts' && this.format === 'chat') throw new Error(`${this.file}: chat datasets have no prompts view`);
     const B = rows.length;
     const T = this.seqLen;
-    const batch: Batch = new Map();
     const prompts = (): BatchField => {
       const P = this.promptLen;
       const data = new BigInt64Array(B * P).fill(BigInt(this.pad));
       rows.forEach((r, i) => r.prompt.forEach((id, j) => (data[i * P + P - r.prompt.length + j] = BigInt(id))));
       return { dtype: 'i64', shape: [B, P], data };
     };
-    const sequences = (k: number): [BatchField, BatchField] => {
-      const tokens = new BigInt64Array(B * T).fill(BigInt(this.pad));
-      const mask = new Float32Array(B * T);
-      rows.forEach((r, i) => {
-        const s = r.sequences[k]!;
-        s.tokens.forEach((id, j) => (tokens[i * T + j] = BigInt(id)));
-        mask.set(s.mask, i * T);
-      });
-      return [
-        { dtype: 'i64', shape: [B, T], data: tokens },
-        { dtype: 'f32', shape: [B, T], data: mask },
-      ];
+    const tokens = (k: number): BatchField => {
+      const data = new BigInt64Array(B * T).fill(BigInt(this.pad));
+      rows.forEach((r, i) => r.sequences[k]!.tokens.forEach((id, j) => (data[i * T + j] = BigInt(id))));
+      return { dtype: 'i64', shape: [B, T], data };
     };
-    const answers = (): BatchField => ({ dtype: 'str', shape: [B], data: rows.map((r) => r.answer) });
-    if (view === 'prompts') {
-      if (this.format === 'chat') throw new Error(`${this.file}: chat datasets have no prompts view`);
-      batch.set('prompt', prompts());
-      batch.set('prompt_text', { dtype: 'str', shape: [B], data: rows.map((r) => r.promptText) });
-      batch.set('answer', answers());
-      return batch;
-    }
-    if (this.format === 'preference') {
-      const [chosen, chosenMask] = sequences(0);
-      const [rejected, rejectedMask] = sequences(1);
-      batch.set('prompt', prompts());
-      batch.set('chosen', chosen);
-      batch.set('rejected', rejected);
-      batch.set('chosen_mask', chosenMask);
-      batch.set('rejected_mask', rejectedMask);
-      return batch;
-    }
-    const [tokens, lossMask] = sequences(0);
-    batch.set('tokens', tokens);
-    batch.set('loss_mask', lossMask);
-    if (this.format === 'prompt_completion') {
-      batch.set('prompt', prompts());
-      batch.set('answer', answers());
+    const mask = (k: number): BatchField => {
+      const data = new Float32Array(B * T);
+      rows.forEach((r, i) => data.set(r.sequences[k]!.mask, i * T));
+      return { dtype: 'f32', shape: [B, T], data };
+    };
+    const text = (of: (r: Row) => string): BatchField => ({ dtype: 'str', shape: [B], data: rows.map(of) });
+    // Preference rows hold (chosen, rejected) as sequences 0 and 1; the others hold one.
+    const producers: Record<string, () => BatchField> = {
+      tokens: () => tokens(0),
+      loss_mask: () => mask(0),
+      chosen: () => tokens(0),
+      chosen_mask: () => mask(0),
+      rejected: () => tokens(1),
+      rejected_mask: () => mask(1),
+      prompt: prompts,
+      prompt_text: () => text((r) => r.promptText),
+      answer: () => text((r) => r.answer),
+    };
+    const batch: Batch = new Map();
+    for (const field of DATASET_FORMATS[view === 'prompts' ? 'prompts' : this.format].fields) {
+      const produce = producers[field.name];
+      if (!produce) throw new Error(`JsonlDataset: no data for batch field '${field.name}' of ${this.format}`);
+      batch.set(field.name, produce());
     }
     return batch;
   }
@@ -414,7 +399,7 @@ function parseRow(text: string, format: JsonlFormat, at: string): Record<string,
   messages.forEach((m: unknown, k) => {
     const msg = m as { role?: unknown; content?: unknown } | null;
     if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) throw new Error(`${at}: messages[${k}] must be an object with "role" and "content"`);
-    if (typeof msg.role !== 'string' || !CHAT_ROLES.includes(msg.role)) {
+    if (typeof msg.role !== 'string' || !(CHAT_ROLES as readonly string[]).includes(msg.role)) {
       throw new Error(`${at}: messages[${k}].role must be one of ${CHAT_ROLES.map((r) => `"${r}"`).join(', ')}, not ${describeJson(msg.role)}`);
     }
     if (typeof msg.content !== 'string') throw new Error(`${at}: messages[${k}].content must be a string, not ${describeJson(msg.content)}`);
@@ -423,20 +408,11 @@ function parseRow(text: string, format: JsonlFormat, at: string): Record<string,
   return record;
 }
 
-function encodeField(tokenizer: Tokenizer, value: string, field: string, at: string): Int32Array {
-  try {
-    return tokenizer.encode(value);
-  } catch (e) {
-    if (e instanceof EncodeError) throw new Error(`${at}: "${field}": ${e.message}`);
-    throw e;
-  }
-}
-
 /**
  * Joins `head` and the pieces into at most `T` tokens, dropping untrained tokens from
  * the left of the body; `dropped` counts them. Dropping a trained token is an error.
  */
-function fitSequence(head: readonly number[], pieces: readonly Piece[], T: number, what: string): { sequence: Sequence; dropped: number } {
+function fitSequence(head: Int32Array, pieces: readonly Piece[], T: number, what: string): { sequence: Sequence; dropped: number } {
   const body = pieces.flatMap((p) => [...p.tokens]);
   const trained = pieces.flatMap((p) => new Array<number>(p.tokens.length).fill(p.trained ? 1 : 0));
   const dropped = Math.max(0, head.length + body.length - T);
@@ -448,7 +424,7 @@ function fitSequence(head: readonly number[], pieces: readonly Piece[], T: numbe
   return {
     sequence: {
       tokens: Int32Array.from([...head, ...body.slice(dropped)]),
-      mask: Uint8Array.from([...head.map(() => 0), ...trained.slice(dropped)]),
+      mask: Uint8Array.from([...Array.from(head, () => 0), ...trained.slice(dropped)]),
     },
     dropped,
   };

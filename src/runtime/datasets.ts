@@ -49,7 +49,7 @@ function open(ds: DatasetSpec, seed: number): StageData {
     };
   }
   if (ds.format === 'prompts') throw new Error(`dataset ${ds.name}: a prompts-only view cannot be trained on`);
-  const data = JsonlDataset.fromFile(ds.path, ds.format as JsonlFormat, tok, { ...(ds.seqLen ? { maxLen: ds.seqLen } : {}), split: ds.split, seed });
+  const data = JsonlDataset.fromFile(ds.path, ds.format as JsonlFormat, tok, { ...(ds.seqLen ? { maxLen: ds.seqLen } : {}), split: ds.split, seed, ...(ds.chatTemplate ? { chatTemplate: ds.chatTemplate } : {}) });
   const convert = (batch: ReturnType<JsonlDataset['trainBatch']>): Record<string, OrtTensor> => {
     const out: Record<string, OrtTensor> = {};
     for (const field of graphFields(ds.format)) {

@@ -115,7 +115,7 @@ fn f(x: f32[B, 3]) -> f32[B, 3] {
 
 describe('data files', () => {
   it('refuses a device file instead of reading it forever', () => {
-    const src = 'tokenizer t = chars("ab")\ndataset d = text("/dev/zero", tokenizer: t, block: 8)\ndataset e = jsonl("/dev/zero", format: chat, tokenizer: t)';
+    const src = 'tokenizer t = chars("ab")\ndataset d = text("/dev/zero", tokenizer: t, block: 8)\ndataset e = jsonl("/dev/zero", format: prompt_completion, tokenizer: t)';
     expect(codes(src)).toEqual([
       { code: 'file-not-found', line: 2, column: 18 },
       { code: 'file-not-found', line: 3, column: 19 },

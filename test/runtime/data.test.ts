@@ -139,16 +139,18 @@ describe('TextCorpus', () => {
 describe('JsonlDataset', () => {
   // a=0 b=1 c=2, then pad=3 bos=4 eos=5.
   const tok = chars('abc', ['pad', 'bos', 'eos']);
+  // A chat template this alphabet can encode: user "a", assistant "b", end "c".
+  const chatTemplate = { system: '', user: 'a', assistant: 'b', end: 'c' };
   const rows = (...r: object[]): string => r.map((x) => JSON.stringify(x)).join('\n') + '\n';
   const load = (text: string, format: JsonlFormat, options: { maxLen?: number; split?: number; seed?: number } = {}, ext = 'jsonl'): JsonlDataset =>
-    JsonlDataset.fromFile(file(text, ext), format, tok, { seed: options.seed ?? 1, maxLen: options.maxLen ?? null, split: options.split ?? 1 });
+    JsonlDataset.fromFile(file(text, ext), format, tok, { seed: options.seed ?? 1, maxLen: options.maxLen ?? null, split: options.split ?? 1, chatTemplate });
   const field = (batch: Batch, name: string): { shape: number[]; values: unknown[] } => {
     const f = batch.get(name)!;
     return { shape: f.shape, values: f.dtype === 'str' ? f.data : numbers(f.data) };
   };
   /** Batch rows in file order (the training stream is shuffled). */
-  const inFileOrder = (ds: JsonlDataset, n: number): Batch => {
-    const batch = ds.trainBatch(0, n);
+  const inFileOrder = (ds: JsonlDataset, n: number, view: 'full' | 'prompts' = 'full'): Batch => {
+    const batch = ds.trainBatch(0, n, view);
     const order = Array.from({ length: n }, (_, k) => ds.trainRow(k));
     const reorder = (f: { shape: number[]; data: ArrayLike<unknown> }): unknown[] => {
       const width = f.shape.length > 1 ? f.shape[1]! : 1;
@@ -168,11 +170,14 @@ describe('JsonlDataset', () => {
     expect(ds.seqLen).toBe(6); // the longest row, row 2: bos a b c c eos
     expect(ds.promptLen).toBe(3); // bos a b
     const b = inFileOrder(ds, 2);
-    expect([...b.keys()]).toEqual(['tokens', 'loss_mask', 'prompt', 'answer']);
+    expect([...b.keys()]).toEqual(['tokens', 'loss_mask']);
     expect(field(b, 'tokens')).toEqual({ shape: [2, 6], values: [4, 0, 1, 2, 5, 3, /**/ 4, 0, 1, 2, 2, 5] });
     expect(field(b, 'loss_mask')).toEqual({ shape: [2, 6], values: [0, 0, 0, 1, 1, 0, /**/ 0, 0, 1, 1, 1, 1] });
-    expect(field(b, 'prompt')).toEqual({ shape: [2, 3], values: [4, 0, 1, /**/ 3, 4, 0] }); // left-padded
-    expect(field(b, 'answer')).toEqual({ shape: [2], values: ['c', 'bcc'] });
+    const p = inFileOrder(ds, 2, 'prompts');
+    expect([...p.keys()]).toEqual(['prompt', 'prompt_text', 'answer']);
+    expect(field(p, 'prompt')).toEqual({ shape: [2, 3], values: [4, 0, 1, /**/ 3, 4, 0] }); // left-padded
+    expect(field(p, 'prompt_text')).toEqual({ shape: [2], values: ['ab', 'a'] });
+    expect(field(p, 'answer')).toEqual({ shape: [2], values: ['c', 'bcc'] });
   });
 
   it('truncates the prompt from the left to fit max_len, never the completion', () => {
@@ -180,7 +185,7 @@ describe('JsonlDataset', () => {
     const b = inFileOrder(ds, 2);
     expect(field(b, 'tokens').values).toEqual([4, 0, 1, 2, 5, /**/ 4, 1, 2, 2, 5]);
     expect(field(b, 'loss_mask').values).toEqual([0, 0, 0, 1, 1, /**/ 0, 1, 1, 1, 1]);
-    expect(field(b, 'prompt')).toEqual({ shape: [2, 3], values: [4, 0, 1, /**/ 3, 3, 4] }); // row 2 kept no prompt token
+    expect(field(inFileOrder(ds, 2, 'prompts'), 'prompt')).toEqual({ shape: [2, 3], values: [4, 0, 1, /**/ 3, 3, 4] }); // row 2 kept no prompt token
     const path = file(pcRows, 'jsonl');
     expect(() => JsonlDataset.fromFile(path, 'prompt_completion', tok, { maxLen: 4, seed: 1 })).toThrow(
       `${path}:2: the completion cannot fit in max_len 4: it needs 5 tokens (only prompt tokens are truncated)`,
@@ -191,16 +196,15 @@ describe('JsonlDataset', () => {
     const ds = load(rows({ prompt: 'a', chosen: 'bb', rejected: 'c' }, { prompt: 'ca', chosen: 'a', rejected: 'b' }), 'preference');
     expect(ds.seqLen).toBe(5);
     const b = inFileOrder(ds, 2);
-    expect([...b.keys()]).toEqual(['prompt', 'chosen', 'rejected', 'chosen_mask', 'rejected_mask']);
-    expect(field(b, 'prompt').values).toEqual([3, 4, 0, /**/ 4, 2, 0]);
+    expect([...b.keys()]).toEqual(['chosen', 'rejected', 'chosen_mask', 'rejected_mask']);
+    expect(field(inFileOrder(ds, 2, 'prompts'), 'prompt').values).toEqual([3, 4, 0, /**/ 4, 2, 0]);
     expect(field(b, 'chosen').values).toEqual([4, 0, 1, 1, 5, /**/ 4, 2, 0, 0, 5]);
     expect(field(b, 'chosen_mask').values).toEqual([0, 0, 1, 1, 1, /**/ 0, 0, 0, 1, 1]);
     expect(field(b, 'rejected').values).toEqual([4, 0, 2, 5, 3, /**/ 4, 2, 0, 1, 5]);
     expect(field(b, 'rejected_mask').values).toEqual([0, 0, 1, 1, 0, /**/ 0, 0, 0, 1, 1]);
   });
 
-  it('builds chat sequences: mask on assistant messages and the token closing them', () => {
-    const chatTok = chars('abc', ['pad', 'bos', 'eos', 'sep']); // sep = 6
+  it('renders chat rows with the template: mask on assistant messages and the eos closing them (checked by hand)', () => {
     const path = file(
       rows(
         {
@@ -215,13 +219,31 @@ describe('JsonlDataset', () => {
       ),
       'jsonl',
     );
-    const ds = JsonlDataset.fromFile(path, 'chat', chatTok, { seed: 1 });
+    const ds = JsonlDataset.fromFile(path, 'chat', tok, { seed: 1, chatTemplate });
     const b = inFileOrder(ds, 2);
     expect([...b.keys()]).toEqual(['tokens', 'loss_mask']);
-    // bos ab sep c sep a sep bb eos
-    expect(field(b, 'tokens')).toEqual({ shape: [2, 11], values: [4, 0, 1, 6, 2, 6, 0, 6, 1, 1, 5, /**/ 4, 2, 6, 0, 5, 3, 3, 3, 3, 3, 3] });
-    expect(field(b, 'loss_mask').values).toEqual([0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, /**/ 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0]);
+    // bos | a ab c | b c eos c | a a c | b bb eos c     (prefix, content, [eos], end per message)
+    // bos | c c | b a eos c                             (the system prefix is empty)
+    expect(field(b, 'tokens')).toEqual({
+      shape: [2, 17],
+      values: [4, 0, 0, 1, 2, 1, 2, 5, 2, 0, 0, 2, 1, 1, 1, 5, 2, /**/ 4, 2, 2, 1, 0, 5, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3],
+    });
+    expect(field(b, 'loss_mask').values).toEqual([0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 0, /**/ 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     expect(() => ds.trainBatch(0, 1, 'prompts')).toThrow('chat datasets have no prompts view');
+  });
+
+  it('trains the end text after an assistant message when the tokenizer has no eos (nor bos)', () => {
+    const plain = chars('abc', ['pad']);
+    const path = file(rows({ messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'bb' }] }), 'jsonl');
+    const b = JsonlDataset.fromFile(path, 'chat', plain, { seed: 1, chatTemplate }).trainBatch(0, 1);
+    // a a c | b bb c
+    expect(field(b, 'tokens').values).toEqual([0, 0, 2, 1, 1, 1, 2]);
+    expect(field(b, 'loss_mask').values).toEqual([0, 0, 0, 0, 1, 1, 1]);
+  });
+
+  it('names the template text a tokenizer cannot encode', () => {
+    const path = file(rows({ messages: [{ role: 'assistant', content: 'a' }] }), 'jsonl');
+    expect(() => JsonlDataset.fromFile(path, 'chat', tok, { seed: 1 })).toThrow(`${path}:1: "template.assistant": chars tokenizer cannot encode "A" (U+0041) at index 0`);
   });
 
   it('has the fields and dtypes the checker gives each format', () => {
@@ -267,8 +289,8 @@ describe('JsonlDataset', () => {
     expect(ds.trainRows).toBe(7);
     expect(ds.valRows).toBe(3);
     for (let k = 0; k < 70; k++) expect(ds.trainRow(k)).toBeLessThan(7);
-    expect(ds.valBatches(2).map((b) => field(b, 'answer').values)).toEqual([['cccccccc', 'ccccccccc']]); // rows 8, 9; row 10 dropped
-    expect(ds.valBatches(5).map((b) => field(b, 'answer').values)).toEqual([['cccccccc', 'ccccccccc', 'cccccccccc']]);
+    expect(ds.valBatches(2, 'prompts').map((b) => field(b, 'answer').values)).toEqual([['cccccccc', 'ccccccccc']]); // rows 8, 9; row 10 dropped
+    expect(ds.valBatches(5, 'prompts').map((b) => field(b, 'answer').values)).toEqual([['cccccccc', 'ccccccccc', 'cccccccccc']]);
     expect(() => load(ten, 'prompt_completion').valBatches(2)).toThrow('there is no val split (10 rows, all used for training)');
   });
 
@@ -289,7 +311,7 @@ describe('JsonlDataset', () => {
     ];
     for (const [format, text, message] of cases) {
       const path = file(text, 'jsonl');
-      expect(() => JsonlDataset.fromFile(path, format, tok, { seed: 1 }), message).toThrow(`${path}${message}`);
+      expect(() => JsonlDataset.fromFile(path, format, tok, { seed: 1, chatTemplate }), message).toThrow(`${path}${message}`);
     }
   });
 });

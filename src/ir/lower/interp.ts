@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { DEFAULT_CHAT_TEMPLATE, type ChatTemplate } from '../../check/chatTemplate.js';
 import type { Body, Expression, Parameter, Pattern, Subscript, TypeNode } from '../../language/ast.js';
 import { BUILTINS, CONSTANTS, dtypeOf, tokenizerJsonVocabSize } from '../../check/builtins.js';
 import type { ModuleInfo } from '../../check/modules.js';
@@ -428,6 +429,7 @@ export class Lowerer implements TensorBuiltinHost {
           seqLen: len && len.k !== 'none' ? asInt(len, 'length') : null,
           split: asNumber(args.get('split') ?? { k: 'float', n: 1 }, 'split'),
           part: 'train',
+          chatTemplate: format === 'chat' ? chatTemplate(args.get('template')) : null,
         };
         return { k: 'dataset', spec };
       }
@@ -667,4 +669,16 @@ export function irDType(d: string): DType {
   if (d === 'i64' || d === 'i32') return 'i64';
   if (d === 'bool') return 'bool';
   return 'f32';
+}
+
+/** The strings of `template: chat_template(...)` (its defaults filled in), or the default template. */
+function chatTemplate(v: LV | undefined): ChatTemplate {
+  if (!v || v.k === 'none') return DEFAULT_CHAT_TEMPLATE;
+  if (v.k !== 'call' || v.name !== 'chat_template') throw new LoweringError(`template: expected chat_template(...), got ${describeLV(v)}`);
+  const text = (field: keyof ChatTemplate): string => {
+    const s = v.args.get(field);
+    if (s?.k !== 'str') throw new LoweringError(`chat_template: '${field}' must be a string`);
+    return s.s;
+  };
+  return { system: text('system'), user: text('user'), assistant: text('assistant'), end: text('end') };
 }

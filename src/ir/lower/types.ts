@@ -7,6 +7,7 @@
  */
 import type { BlockDecl, FnDecl, ForwardMember } from '../../language/ast.js';
 import type { ModuleInfo } from '../../check/modules.js';
+import type { ChatTemplate } from '../../check/chatTemplate.js';
 import type { GraphBuilder } from '../builder.js';
 import type { Value } from '../graph.js';
 import type { DType } from '../tensor.js';
@@ -56,6 +57,8 @@ export interface DatasetSpec {
   readonly split: number;
   /** `train` (the default), `val`, or `prompts`. */
   readonly part: 'train' | 'val' | 'prompts';
+  /** How a chat dataset's messages are rendered (its `template:`, or the default); null for other formats. */
+  readonly chatTemplate: ChatTemplate | null;
 }
 
 export type ModelTemplate =
