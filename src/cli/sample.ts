@@ -43,18 +43,18 @@ export async function runSample(io: Io, file: string, options: SampleCommandOpti
   if (!module) return 1;
   const plan = planStage(module, chosenStage(module, options.stage), { steps: 1 }) as TrainPlan;
   const inference = plan.graphs['inference']!;
+  const dataset = plan.data['train']!.spec;
+  const tok = runtimeTokenizer(dataset.tokenizer);
+  // The prompt is checked first: a mistake in it needs no trained model to be found.
+  const { input, sources } = promptInput(dataset, options);
+  const prompt = buildPrompt(tok, input, sources);
+  const stops = replyStops(tok, input);
   const runDir = options.run ?? defaultRunDir(file);
   const dir = latestCheckpointDir(runDir, plan.stage);
   if (!dir) {
     io.err(`no checkpoint of stage ${plan.stage} in ${runDir}/checkpoints; run 'ptr run ${file}' first\n`);
     return 1;
   }
-  const dataset = plan.data['train']!.spec;
-  const tok = runtimeTokenizer(dataset.tokenizer);
-  // The prompt is checked before the model is loaded: a typo in it fails fast.
-  const { input, sources } = promptInput(dataset, options);
-  const prompt = buildPrompt(tok, input, sources);
-  const stops = replyStops(tok, input);
   const ck = loadCheckpoint(dir, plan.params.filter((p) => p.model === plan.model), null);
   const model = emitModel(optimize(inference).graph, { initializers: ck.params });
   const session = await createSession(model.bytes);
@@ -113,7 +113,8 @@ function promptInput(dataset: DatasetSpec, options: SampleCommandOptions): { inp
     return { input: { format: 'chat', messages, template: dataset.chatTemplate! }, sources };
   }
   if (options.system !== undefined) throw new UsageError(`--system is for chat data; this stage trains on ${dataset.format} data, so give the whole prompt with --prompt`);
-  const sources = new Map([['text', '--prompt'], ['prompt', '--prompt']]);
+  // The default text prompt (a newline) has no option to blame.
+  const sources = new Map(options.prompt === undefined ? [] : [['text', '--prompt'], ['prompt', '--prompt']]);
   // A text model starts a fresh line by default; a JSONL model starts from bos (an empty prompt).
   if (dataset.format === 'text') return { input: { format: 'text', text: options.prompt ?? '\n' }, sources };
   return { input: { format: dataset.format === 'preference' ? 'preference' : 'prompt_completion', prompt: options.prompt ?? '' }, sources };
@@ -126,12 +127,11 @@ function buildPrompt(tok: Tokenizer, input: PromptInput, sources: ReadonlyMap<st
     ids = promptIds(tok, input);
   } catch (e) {
     if (!(e instanceof PromptEncodeError)) throw e;
-    throw new UsageError(`${sources.get(e.field) ?? `the chat template's ${e.field}`}: the stage's ${e.reason}`);
+    const option = sources.get(e.field);
+    if (option === undefined && e.field === 'text') throw new UsageError("--prompt is needed: the stage's tokenizer cannot encode a newline (the default prompt)");
+    throw new UsageError(`${option ?? `the chat template's ${e.field}`}: the stage's ${e.reason}`);
   }
-  if (ids.length === 0) {
-    const why = input.format === 'text' ? 'cannot encode a newline (the default prompt)' : 'has no bos token to start from';
-    throw new UsageError(`--prompt is needed: the stage's tokenizer ${why}`);
-  }
+  if (ids.length === 0) throw new UsageError("--prompt is needed: the stage's tokenizer has no bos token to start from");
   return ids;
 }
 
