@@ -20,6 +20,7 @@ import type { DatasetSpec } from '../ir/lower/types.js';
 import { runtimeTokenizer } from '../runtime/datasets.js';
 import { emitModel } from '../../targets/onnx/emit.js';
 import { UsageError, type Io } from './io.js';
+import { UserError } from '../runtime/errors.js';
 import { checkedModule, chosenStage } from './pipeline.js';
 import { planStage } from '../stages/driver.js';
 import type { TrainPlan } from '../ir/lower/trainStage.js';
@@ -45,6 +46,10 @@ export async function runSample(io: Io, file: string, options: SampleCommandOpti
   const inference = plan.graphs['inference']!;
   const dataset = plan.data['train']!.spec;
   const tok = runtimeTokenizer(dataset.tokenizer);
+  const logitsShape = inference.outputs.find((o) => o.name === 'logits')?.value.shape ?? [];
+  if (logitsShape.length !== 3 || logitsShape[2] !== tok.vocab) {
+    throw new UserError(`stage ${plan.stage} trains ${plan.model}, which outputs [${logitsShape.join(', ')}]; ptr sample needs a language model, whose output is next-token logits [batch, length, ${tok.vocab}]`);
+  }
   // The prompt is checked first: a mistake in it needs no trained model to be found.
   const { input, sources } = promptInput(dataset, options);
   const prompt = buildPrompt(tok, input, sources);

@@ -129,6 +129,7 @@ const CASES: readonly Case[] = [
   ['sample: a prompt the tokenizer cannot encode', ['sample', '@tiny.pt-recipe', '--prompt', 'the CAT'], 2, /--prompt: the stage's chars tokenizer cannot encode "C" \(U\+0043\) at index 4/],
   ['sample: no prompt, and no newline in the alphabet', ['sample', '@nonl.pt-recipe'], 2, /--prompt is needed: the stage's tokenizer cannot encode a newline \(the default prompt\)/],
   ['sample: no prompt, and no bos', ['sample', '@jsonl.pt-recipe'], 2, /--prompt is needed: the stage's tokenizer has no bos token to start from/],
+  ['sample: a stage that trains a reward model', ['sample', '@pipeline.pt-recipe', '--stage', 'reward'], 1, /stage reward trains rm, which outputs \[1\]; ptr sample needs a language model/],
   ['sample: --system on text data', ['sample', '@tiny.pt-recipe', '--system', 'be brief'], 2, /--system is for chat data; this stage trains on text data/],
   ['sample: --tokens 0', ['sample', '@tiny.pt-recipe', '--tokens', '0'], 2, /'--tokens <n>' argument '0' is invalid/],
   ['sample: --temperature 0', ['sample', '@tiny.pt-recipe', '--temperature', '0'], 2, /'--temperature <x>' argument '0' is invalid\. expected a positive number/],

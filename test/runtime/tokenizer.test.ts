@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkSource } from '../../src/check/index.js';
 import { bytes, chars, EncodeError, hf } from '../../src/runtime/tokenizer.js';
+import { UserError } from '../../src/runtime/errors.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -40,10 +41,13 @@ describe('chars', () => {
       tok.encode('aé');
     } catch (e) {
       expect(e).toBeInstanceOf(EncodeError);
+      // Text a tokenizer cannot encode is the user's to fix: ptr reports it with exit 1, not as a bug.
+      expect(e).toBeInstanceOf(UserError);
+      expect((e as EncodeError).name).toBe('EncodeError');
       expect((e as EncodeError).char).toBe('é');
       expect((e as EncodeError).index).toBe(1);
     }
-    expect.assertions(4);
+    expect.assertions(6);
   });
 
   it('rejects ids outside the vocabulary and duplicate symbols', () => {
