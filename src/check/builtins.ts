@@ -4,6 +4,7 @@
  * One entry per built-in: its parameters and its type rule, side by side.
  * Nothing else in the checker switches on built-in names.
  */
+import { DATASET_FORMATS } from './dataSchema.js';
 import type { Span } from '../language/ast.js';
 import { addDims, constDim, constValue, dimsEqual, formatDim, mulDims, symDim, type Dim } from './dims.js';
 import {
@@ -96,6 +97,8 @@ export interface BuiltinServices {
    * (0 only checks that it exists); reports and returns null when it is missing.
    */
   readDataFile(path: string, span: Span, maxBytes?: number): DataFile | null;
+  /** Records the vocabulary size read from a tokenizer file, so lowering need not read it again. */
+  noteTokenizerVocab(absPath: string, size: number): void;
   /** Validates the rows of a JSON-lines file for a dataset format; returns its row count, or null when the file was cut at the size cap. */
   validateJsonl(file: DataFile, format: string, span: Span, tokenizer: CharTokenizer | null): number | null;
   /** Reports characters of the given pieces of a data file that a chars(...) tokenizer cannot encode. */
@@ -357,11 +360,16 @@ function reduction(): BuiltinSpec {
   };
 }
 
-function initializer(name: string, params: ParamSpec[]): BuiltinSpec {
+/**
+ * A parameter initialiser. `decay: false` (or true) overrides the weight-decay
+ * default of the parameter it initialises (decayed when it has two or more axes).
+ */
+function initializer(name: string, numbers: ParamSpec[]): BuiltinSpec {
   return {
-    params,
+    params: [...numbers, { name: 'decay', default: { k: 'none' } }],
     rule: (site) => {
-      for (const p of params) if (arg(site, p.name)) expectNumber(site, p.name, { min: 0 });
+      for (const p of numbers) if (arg(site, p.name)) expectNumber(site, p.name, { min: 0 });
+      if (arg(site, 'decay')?.ty.k !== 'none') expectBool(site, 'decay');
       return { k: 'initializer', name };
     },
   };
@@ -671,7 +679,8 @@ function normRule(site: CallSite, withBias: boolean): Ty {
 const DATA_CHECK_BYTES = 16 * 1024 * 1024;
 
 const SPECIAL_TOKENS = ['pad', 'bos', 'eos', 'unk', 'sep', 'mask'];
-export const DATASET_FORMATS = ['prompt_completion', 'preference', 'chat'] as const;
+/** The formats `jsonl(..., format: F)` accepts: those of the data schema whose rows have keys. */
+const JSONL_FORMATS = Object.entries(DATASET_FORMATS).filter(([, f]) => f.requiredKeys.length > 0).map(([name]) => name);
 
 function tokenizerRule(kind: string, base: (site: CallSite) => { size: number; alphabet?: string } | null): BuiltinSpec['rule'] {
   return (site) => {
@@ -703,6 +712,7 @@ function hfVocabSize(site: CallSite): { size: number } | null {
     site.report('bad-tokenizer-file', `hf: ${path} has no "model.vocab" — expected a Hugging Face tokenizer.json`, arg(site, 'path')!.span);
     return null;
   }
+  site.services.noteTokenizerVocab(file.absPath, size);
   return { size };
 }
 
@@ -877,7 +887,7 @@ const recipeBuiltins: Record<string, BuiltinSpec> = {
   jsonl: {
     params: [
       { name: 'path' },
-      { name: 'format', mode: 'symbol', symbols: DATASET_FORMATS },
+      { name: 'format', mode: 'symbol', symbols: JSONL_FORMATS },
       { name: 'tokenizer' },
       { name: 'max_len', default: { k: 'none' } },
       { name: 'split', default: FLOAT(1) },

@@ -44,11 +44,6 @@ export const DATASET_FORMATS: Readonly<Record<DatasetFormat, DatasetFormatSpec>>
     fields: [tokens('bos + prompt + completion + eos, right-padded'), mask('loss_mask', '1 on the completion and its eos')],
     trainable: true,
   },
-  chat: {
-    requiredKeys: ['messages'],
-    fields: [tokens('the rendered conversation, right-padded'), mask('loss_mask', '1 on assistant messages and what closes them')],
-    trainable: true,
-  },
   preference: {
     requiredKeys: ['prompt', 'chosen', 'rejected'],
     fields: [
@@ -57,6 +52,11 @@ export const DATASET_FORMATS: Readonly<Record<DatasetFormat, DatasetFormatSpec>>
       mask('chosen_mask', '1 on the chosen response'),
       mask('rejected_mask', '1 on the rejected response'),
     ],
+    trainable: true,
+  },
+  chat: {
+    requiredKeys: ['messages'],
+    fields: [tokens('the rendered conversation, right-padded'), mask('loss_mask', '1 on assistant messages and what closes them')],
     trainable: true,
   },
   prompts: {

@@ -91,10 +91,12 @@ function checkEntries(entries: readonly { text: string; path: string }[], option
         }, decl.loc);
       }
       const stages = checkStages(checker, module);
+      for (const [decl, summary] of stages) module.facts.stageSettings.set(decl.name.name, summary.settings);
       if (entryModules.includes(module)) declarations.push(...summarizeModule(checker, module, stages));
     }, span);
   }
 
+  for (const m of loader.modules.values()) for (const [path, size] of services.tokenizerVocab) m.facts.tokenizerVocab.set(path, size);
   const sources = new Map<string, SourceFile>();
   const recipes = new Map<string, Recipe>();
   for (const m of loader.modules.values()) {

@@ -6,10 +6,11 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Declaration, Identifier, ImportDecl, Recipe, Span, StageDecl } from '../language/ast.js';
+import type { Declaration, DeployDecl, Identifier, ImportDecl, Recipe, Span, StageDecl } from '../language/ast.js';
 import { didYouMean, SourceFile, type DiagnosticBag } from '../language/diagnostics.js';
 import { parseRecipe } from '../language/parser.js';
 import { isBuiltinName } from './builtins.js';
+import type { Ty } from './types.js';
 
 export type NamedDeclaration = Extract<Declaration, { readonly name: Identifier }>;
 
@@ -34,6 +35,18 @@ export interface ModuleInfo {
   readonly stages: Map<string, StageDecl>;
   readonly imports: Map<string, ImportedBinding>;
   readonly isStdlib: boolean;
+  /** What the checker established, for the phases after it (filled in by check/index.ts). */
+  readonly facts: CheckedFacts;
+}
+
+/** Checker results that lowering and the stage modules read instead of re-deriving them. */
+export interface CheckedFacts {
+  /** Each stage's settings by stage name, as typed by the checker (constants carry their values). */
+  readonly stageSettings: Map<string, ReadonlyMap<string, Ty>>;
+  /** Vocabulary sizes of tokenizer files (`hf("tokenizer.json")`) by absolute path. */
+  readonly tokenizerVocab: Map<string, number>;
+  /** Each deploy with a known target format, and its settings as typed by the checker. */
+  readonly deploys: { readonly decl: DeployDecl; readonly format: string; readonly settings: ReadonlyMap<string, Ty> }[];
 }
 
 /** The folder holding `std/`, found by walking up from this file (works from src/ and from dist/). */
@@ -103,6 +116,7 @@ export class ModuleLoader {
       stages: new Map(),
       imports: new Map(),
       isStdlib: absPath.startsWith(this.stdlibDir),
+      facts: { stageSettings: new Map(), tokenizerVocab: new Map(), deploys: [] },
     };
     this.modules.set(absPath, info);
     this.collectDeclarations(info);

@@ -10,6 +10,7 @@ import { didYouMean, SourceFile, type DiagnosticBag } from '../language/diagnost
 import type { BuiltinServices, CallSite, CharTokenizer, DataFile, EncodablePiece } from './builtins.js';
 import { formatDim, mulDims, symDim, type Dim } from './dims.js';
 import { displayPath, type ModuleInfo, type ReadFile } from './modules.js';
+import { DATASET_FORMATS, isDatasetFormat, type BatchDim } from './dataSchema.js';
 import { latestTrainers, stageAncestors, stageTrainedModels } from './stages.js';
 import type { SplitSizes } from './splits.js';
 import { ERROR, formatType, shapesEqual, tensor, type DatasetFormat, type ModelInstance, type Ty } from './types.js';
@@ -17,51 +18,11 @@ import { ERROR, formatType, shapesEqual, tensor, type DatasetFormat, type ModelI
 /** The most JSONL problems reported per file before summarising the rest. */
 const MAX_ROW_ERRORS = 5;
 
-const REQUIRED_KEYS: Readonly<Record<string, readonly string[]>> = {
-  prompt_completion: ['prompt', 'completion'],
-  preference: ['prompt', 'chosen', 'rejected'],
-  chat: ['messages'],
-};
-
-/** Batch fields of each dataset format; `B` is the batch size, `T` and `P` sequence lengths. */
+/** Batch fields of each dataset format (from the data schema); `B` is the batch size, `T` and `P` sequence lengths. */
 export function datasetFields(format: string, seqLen: Dim | null): Map<string, Ty> | null {
-  const B = symDim('B');
-  const T = seqLen ?? symDim('T');
-  const P = symDim('P');
-  const tokens = tensor('i64', [B, T]);
-  const mask = tensor('f32', [B, T]);
-  switch (format) {
-    case 'text':
-      return new Map([['tokens', tokens]]);
-    case 'prompt_completion':
-      return new Map<string, Ty>([
-        ['tokens', tokens],
-        ['loss_mask', mask],
-        ['prompt', tensor('i64', [B, P])],
-        ['answer', tensor('str', [B])],
-      ]);
-    case 'preference':
-      return new Map<string, Ty>([
-        ['prompt', tensor('i64', [B, P])],
-        ['chosen', tokens],
-        ['rejected', tokens],
-        ['chosen_mask', mask],
-        ['rejected_mask', mask],
-      ]);
-    case 'chat':
-      return new Map<string, Ty>([
-        ['tokens', tokens],
-        ['loss_mask', mask],
-      ]);
-    case 'prompts':
-      return new Map<string, Ty>([
-        ['prompt', tensor('i64', [B, P])],
-        ['prompt_text', tensor('str', [B])],
-        ['answer', tensor('str', [B])],
-      ]);
-    default:
-      return null;
-  }
+  if (!isDatasetFormat(format)) return null;
+  const dims: Record<BatchDim, Dim> = { B: symDim('B'), T: seqLen ?? symDim('T'), P: symDim('P') };
+  return new Map(DATASET_FORMATS[format].fields.map((f) => [f.name, tensor(f.dtype, f.dims.map((d) => dims[d]))]));
 }
 
 /** Every submodule name in a model tree (for LoRA targets). */
@@ -104,6 +65,13 @@ export class CheckServices implements BuiltinServices {
     return dirname(resolve(span.file));
   }
 
+  /** Vocabulary sizes of the tokenizer files read, by absolute path (a checker fact lowering reads). */
+  readonly tokenizerVocab = new Map<string, number>();
+
+  noteTokenizerVocab(absPath: string, size: number): void {
+    this.tokenizerVocab.set(absPath, size);
+  }
+
   readDataFile(path: string, span: Span, maxBytes = Infinity): DataFile | null {
     const absPath = resolve(this.baseDir(span), path);
     // One byte more than asked tells whether the file was cut.
@@ -128,8 +96,8 @@ export class CheckServices implements BuiltinServices {
   }
 
   validateJsonl(file: DataFile, format: string, span: Span, tokenizer: CharTokenizer | null): number | null {
-    const required = REQUIRED_KEYS[format];
-    if (!required) return null;
+    const required = DATASET_FORMATS[format as DatasetFormat]?.requiredKeys;
+    if (!required?.length) return null;
     const path = displayPath(file.absPath);
     const at = (offset: number, length: number): Span => this.dataSpan(file, offset, length);
     // The text of valid rows, for the alphabet check (located at the start of their line).

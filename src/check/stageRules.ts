@@ -20,6 +20,8 @@ export interface SettingSpec {
   readonly early?: boolean;
   /** The value when the stage does not set it (the one place setting defaults live; lowering reads them here). */
   readonly default?: number;
+  /** For a call-valued setting, the call it defaults to; arguments not named here take the built-in's own defaults. */
+  readonly defaultCall?: { readonly name: string; readonly args: Readonly<Record<string, number>> };
 }
 
 export interface StageKindSpec {
@@ -92,8 +94,8 @@ function describe(t: Ty): string {
   return t.k === 'int' || t.k === 'float' || t.k === 'str' || t.k === 'bool' ? formatType(t).replace(/^\w+ = /, '') : describeKind(t);
 }
 
-const optimizer: SettingSpec = { check: kind('optimizer', 'an optimizer such as adamw(lr: 3e-4)') };
-const schedule: SettingSpec = { check: kind('schedule', 'a schedule such as cosine(warmup: 100)') };
+const optimizer: SettingSpec = { check: kind('optimizer', 'an optimizer such as adamw(lr: 3e-4)'), defaultCall: { name: 'adamw', args: { lr: 3e-4 } } };
+const schedule: SettingSpec = { check: kind('schedule', 'a schedule such as cosine(warmup: 100)'), defaultCall: { name: 'constant', args: {} } };
 const model: SettingSpec = { check: kind('model', 'a model'), binds: true, early: true };
 const dataset: SettingSpec = { check: kind('dataset', 'a dataset') };
 

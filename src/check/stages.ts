@@ -643,4 +643,5 @@ function checkDeploy(cx: Checker, module: ModuleInfo, d: DeployDecl): void {
       hint: 'e.g. calibrate = corpus.val[:256]',
     });
   }
+  module.facts.deploys.push({ decl: d, format, settings: values });
 }

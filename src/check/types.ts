@@ -4,6 +4,7 @@
  * `reshape(x, [B, T, heads, d / heads])` can be checked.
  */
 import type { BlockDecl, DatasetDecl, FnDecl, Span, StageDecl } from '../language/ast.js';
+import type { DatasetFormat } from './dataSchema.js';
 import { constValue, dimsEqual, formatDim, type Dim } from './dims.js';
 import type { SplitSizes } from './splits.js';
 
@@ -133,7 +134,7 @@ export interface TokenizerTy {
   readonly alphabet: string | null;
 }
 
-export type DatasetFormat = 'text' | 'prompt_completion' | 'preference' | 'chat' | 'prompts';
+export type { DatasetFormat } from './dataSchema.js';
 
 export interface DatasetTy {
   readonly k: 'dataset';

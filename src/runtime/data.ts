@@ -10,6 +10,7 @@
  * time, dropping the last partial batch — unless there are fewer val examples
  * than one batch, in which case the single batch holds all of them (fewer rows).
  */
+import { mixSeedBits } from '../ir/seeds.js';
 import { readFileSync } from 'node:fs';
 import { trainPart, windowsIn } from '../check/splits.js';
 import { Prng } from './prng.js';
@@ -47,9 +48,9 @@ class EpochSampler {
   at(position: number): { example: number; offset: number } {
     const epoch = this.epochOf(position);
     if (this.cached?.epoch !== epoch) {
-      // Seed and epoch mixed (seed·1000003 + epoch, exactly, in 53 bits) so every epoch of
-      // every seed gets its own stream; the Prng's SplitMix seeding makes them unrelated.
-      const prng = new Prng(Number(BigInt.asUintN(53, BigInt(this.seed) * 1000003n + BigInt(epoch))));
+      // Seed and epoch mixed (exactly, in 53 bits) so every epoch of every seed gets its
+      // own stream; the Prng's SplitMix seeding makes them unrelated.
+      const prng = new Prng(mixSeedBits(this.seed, epoch, 53));
       const offset = prng.int(this.slack + 1);
       this.cached = { epoch, offset, order: prng.permutation(this.count) };
     }

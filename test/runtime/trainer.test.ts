@@ -9,18 +9,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkFiles } from '../../src/check/index.js';
-import { lowerTrainStage } from '../../src/ir/lower/stage.js';
+import { lowerTrainStage, type TrainSettings } from '../../src/ir/lower/trainStage.js';
 import { CheckpointError, latestCheckpointDir } from '../../src/runtime/checkpoint.js';
 import { readMetrics } from '../../src/runtime/metrics.js';
 import { readSafetensors } from '../../src/runtime/safetensors.js';
 import { DivergedError, train } from '../../src/runtime/trainer.js';
 import { compilePlan, type Manifest } from '../../targets/onnx/compile.js';
-import { writeCompiled } from '../../src/cli/compile.js';
+import { writeCompiled } from '../../src/stages/compiled.js';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'train');
 
 /** Copies the fixture folder, optionally editing the recipe text, and compiles its stage. */
-function compileFixture(edit: (text: string) => string = (t) => t, recipe = 'tiny.pt-recipe'): { manifest: Manifest; modelDir: string; root: string } {
+function compileFixture(edit: (text: string) => string = (t) => t, recipe = 'tiny.pt-recipe'): { manifest: Manifest<TrainSettings>; modelDir: string; root: string } {
   const root = mkdtempSync(join(tmpdir(), 'ptr-train-'));
   cpSync(FIXTURES, root, { recursive: true });
   const file = join(root, recipe);
@@ -145,8 +145,8 @@ describe('gradient accumulation', () => {
   it('two micro-batches of 2 train like one batch of 4 (same examples, same updates)', async () => {
     const whole = compileFixture();
     const split = compileFixture((t) => t.replace('batch     = 4', 'batch     = 2\n  grad_accum = 2'));
-    expect(split.manifest.gradAccum).toBe(2);
-    expect(split.manifest.graphs.train_step.inputs.find((i) => i.name === 'batch.tokens')!.shape).toEqual([4, 16]);
+    expect(split.manifest.settings.gradAccum).toBe(2);
+    expect(split.manifest.graphs['train_step']!.inputs.find((i) => i.name === 'batch.tokens')!.shape).toEqual([4, 16]);
     const a = await train(whole.manifest, { modelDir: whole.modelDir, runDir: join(whole.root, 'run'), progress: null });
     const b = await train(split.manifest, { modelDir: split.modelDir, runDir: join(split.root, 'run'), progress: null });
     expect(b.losses).toHaveLength(12);

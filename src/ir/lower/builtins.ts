@@ -3,6 +3,7 @@
  * terms of IR ops. Argument names and defaults come from the checker's
  * BUILTINS table, so both read a call the same way.
  */
+import { SEED_STRIDE } from '../seeds.js';
 import { makeTensor } from '../tensor.js';
 import type { Value } from '../graph.js';
 import type { LV, TensorBuiltinHost } from './types.js';
@@ -48,6 +49,10 @@ function reduction(kind: 'sum' | 'mean' | 'max'): Impl {
     const axes = !axisArg || axisArg.k === 'none' ? x.shape.map((_, i) => i) : asIntList(axisArg, 'axis').map((a) => normAxis(a, x.shape.length));
     if (axes.length === 0) return tensor(x);
     const b = lw.b;
+    if (kind === 'mean' && lw.batchMeans) {
+      const count = axes.reduce((n, a) => n * x.shape[a]!, 1);
+      return tensor(b.div(b.reduceSum(x, axes, keep), lw.batchMeans.divisor(b.scalar(count))));
+    }
     const f = kind === 'sum' ? b.reduceSum : kind === 'mean' ? b.reduceMean : b.reduceMax;
     return tensor(f(x, axes, keep));
   };
@@ -123,7 +128,7 @@ const IMPLS: Record<string, Impl> = {
     const p = asNumber(get(args, 'p'), 'p');
     // Evaluation and inference graphs have no seed: dropout is the identity there.
     if (!lw.seed || p === 0) return tensor(x);
-    const site = lw.b.add(lw.seed, lw.b.scalar(1000003 * ++lw.dropoutSites, 'i64'));
+    const site = lw.b.add(lw.seed, lw.b.scalar(SEED_STRIDE * ++lw.dropoutSites, 'i64'));
     return tensor(lw.b.dropout(x, site, p));
   },
   cast: (lw, args) => {
@@ -131,8 +136,16 @@ const IMPLS: Record<string, Impl> = {
     if (d.k !== 'dtype') throw new LoweringError('cast: expected a dtype');
     return tensor(lw.b.cast(lw.asTensor(get(args, 'x')), d.dtype));
   },
-  cross_entropy: (lw, args) =>
-    tensor(lw.b.crossEntropy(lw.asTensor(get(args, 'logits')), lw.asTensor(get(args, 'targets'), 'i64'), asInt(get(args, 'ignore_index'), 'ignore_index'))),
+  cross_entropy: (lw, args) => {
+    const b = lw.b;
+    const targets = lw.asTensor(get(args, 'targets'), 'i64');
+    const ignore = asInt(get(args, 'ignore_index'), 'ignore_index');
+    const loss = b.crossEntropy(lw.asTensor(get(args, 'logits')), targets, ignore);
+    if (!lw.batchMeans) return tensor(loss);
+    // The op averages over the targets it does not ignore: undo that, then divide by the full batch's count.
+    const kept = b.reduceSum(b.cast(b.not(b.equal(targets, b.scalar(ignore, 'i64'))), 'f32'), targets.shape.map((_, i) => i));
+    return tensor(b.div(b.mul(loss, kept), b.maximum(lw.batchMeans.divisor(kept), b.scalar(1))));
+  },
   masked_mean: (lw, args) => {
     const b = lw.b;
     const x = lw.asTensor(get(args, 'x'));
@@ -140,8 +153,9 @@ const IMPLS: Record<string, Impl> = {
     const all = (v: Value): number[] => v.shape.map((_, i) => i);
     const weighted = b.mul(x, m);
     const count = b.reduceSum(b.expand(m, weighted.shape), all(weighted));
+    const divisor = lw.batchMeans ? lw.batchMeans.divisor(count) : count;
     // max(count, 1): a batch with nothing selected contributes 0, not NaN.
-    return tensor(b.div(b.reduceSum(weighted, all(weighted)), b.maximum(count, b.scalar(1))));
+    return tensor(b.div(b.reduceSum(weighted, all(weighted)), b.maximum(divisor, b.scalar(1))));
   },
 };
 

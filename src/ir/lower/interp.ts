@@ -5,11 +5,11 @@
  * It runs only on recipes the checker accepted, so a failure here is a bug
  * (LoweringError), not a user diagnostic.
  */
-import { readFileSync } from 'node:fs';
+import { SEED_STRIDE } from '../seeds.js';
 import { dirname, resolve } from 'node:path';
 import { DEFAULT_CHAT_TEMPLATE, type ChatTemplate } from '../../check/chatTemplate.js';
 import type { Body, Expression, Parameter, Pattern, Subscript, TypeNode } from '../../language/ast.js';
-import { BUILTINS, CONSTANTS, dtypeOf, tokenizerJsonVocabSize } from '../../check/builtins.js';
+import { BUILTINS, CONSTANTS, dtypeOf } from '../../check/builtins.js';
 import type { ModuleInfo } from '../../check/modules.js';
 import type { Ty } from '../../check/types.js';
 import { constValue } from '../../check/dims.js';
@@ -18,7 +18,7 @@ import type { Value } from '../graph.js';
 import type { DType } from '../tensor.js';
 import { callTensorBuiltin, isTensorBuiltin } from './builtins.js';
 import { joinPath, renameOwner, withAdapters, type Member, type ModelNode, type ModelTemplate, type ParamInfo, type Init } from './models.js';
-import type { TensorBuiltinHost } from './types.js';
+import type { BatchMeanDivisors, TensorBuiltinHost } from './types.js';
 import { asBool, asInt, asNumber, describeLV, LoweringError, NotYetSupported, type DatasetSpec, type LV, type TokenizerSpec } from './values.js';
 
 /** Lexical scope: locals over a module's top-level names. */
@@ -53,6 +53,8 @@ export class Lowerer implements TensorBuiltinHost {
   dropoutSites = 0;
   /** Per-step seed (i64 scalar) for dropout; null in graphs without randomness (dropout is then the identity). */
   seed: Value | null = null;
+  /** Divisors of batch means under gradient accumulation (see TensorBuiltinHost.batchMeans). */
+  batchMeans: BatchMeanDivisors | null = null;
 
   constructor(
     readonly b: GraphBuilder,
@@ -411,7 +413,7 @@ export class Lowerer implements TensorBuiltinHost {
         const specials = (args.get('specials') as { items?: LV[] } | undefined)?.items?.map((s) => (s as { name: string }).name) ?? [];
         const alphabet = name === 'chars' ? (args.get('alphabet') as { s: string }).s : null;
         const path = name === 'hf' ? resolve(base, (args.get('path') as { s: string }).s) : null;
-        const size = name === 'chars' ? new Set([...alphabet!]).size : name === 'bytes' ? 256 : (tokenizerJsonVocabSize(JSON.parse(readFileSync(path!, 'utf8'))) ?? 0);
+        const size = name === 'chars' ? new Set([...alphabet!]).size : name === 'bytes' ? 256 : tokenizerVocab(env.module, path!);
         const spec: TokenizerSpec = { kind: name, alphabet, specials, path, vocab: size + specials.length };
         return { k: 'tokenizer', spec };
       }
@@ -480,7 +482,8 @@ export class Lowerer implements TensorBuiltinHost {
       const memberPath = joinPath(path, m.name.name);
       if (m.kind === 'ParamMember') {
         const { dtype, shape } = this.concreteType(m.type, env);
-        const p: ParamInfo = { name: memberPath, dtype, shape, init: this.init(this.eval(m.init, env)), owner };
+        const initCall = this.eval(m.init, env);
+        const p: ParamInfo = { name: memberPath, dtype, shape, init: this.init(initCall), owner, decay: declaredDecay(initCall, shape) };
         members.set(m.name.name, { k: 'param', p });
       } else {
         const v = this.eval(m.value, env);
@@ -538,7 +541,7 @@ export class Lowerer implements TensorBuiltinHost {
     const b = m.members.get('lora_b');
     if (x.k !== 'tensor' || y.k !== 'tensor' || a?.k !== 'param' || b?.k !== 'param') throw new LoweringError(`lora on ${m.path}: expected a tensor layer`);
     let input = x.v;
-    if (m.adapter!.dropout > 0 && this.seed) input = this.b.dropout(input, this.b.add(this.seed, this.b.scalar(1000003 * ++this.dropoutSites, 'i64')), m.adapter!.dropout);
+    if (m.adapter!.dropout > 0 && this.seed) input = this.b.dropout(input, this.b.add(this.seed, this.b.scalar(SEED_STRIDE * ++this.dropoutSites, 'i64')), m.adapter!.dropout);
     const delta = this.matmul(this.matmul(input, this.params(a.p)), this.params(b.p));
     return { k: 'tensor', v: this.b.add(y.v, this.b.mul(delta, this.b.scalar(m.adapter!.scale))) };
   }
@@ -681,4 +684,17 @@ function chatTemplate(v: LV | undefined): ChatTemplate {
     return s.s;
   };
   return { system: text('system'), user: text('user'), assistant: text('assistant'), end: text('end') };
+}
+
+/** The weight-decay flag a parameter declaration gives: `decay:` of its initialiser, else decay when it has two or more axes. */
+function declaredDecay(init: LV, shape: readonly number[]): boolean {
+  const explicit = init.k === 'call' ? init.args.get('decay') : undefined;
+  return explicit && explicit.k !== 'none' ? asBool(explicit, 'decay') : shape.length >= 2;
+}
+
+/** A tokenizer file's vocabulary size, as the checker read it (lowering reads no files). */
+function tokenizerVocab(module: ModuleInfo, path: string): number {
+  const size = module.facts.tokenizerVocab.get(path);
+  if (size === undefined) throw new LoweringError(`the checker did not read the tokenizer file ${path}`);
+  return size;
 }

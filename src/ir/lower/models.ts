@@ -44,7 +44,7 @@ export function withAdapters(m: ModelNode, rank: number, alpha: number, dropout:
     const w = n.members.get('w');
     if (w?.k !== 'param' || w.p.shape.length !== 2) throw new Error(`lora: ${n.path} has no weight w: [in, out] to adapt`);
     const [inp, out] = w.p.shape as [number, number];
-    const param = (suffix: string, shape: number[], init: Init): ParamInfo => ({ name: joinPath(n.path, suffix), dtype: 'f32', shape, init, owner: n.owner, adapter: true });
+    const param = (suffix: string, shape: number[], init: Init): ParamInfo => ({ name: joinPath(n.path, suffix), dtype: 'f32', shape, init, owner: n.owner, adapter: true, decay: true });
     members.set('lora_a', { k: 'param', p: param('lora_a', [inp, rank], { kind: 'uniform', bound: 1 / Math.sqrt(inp) }) });
     members.set('lora_b', { k: 'param', p: param('lora_b', [rank, out], { kind: 'zeros' }) });
     return { ...n, members, copies, adapter: { scale: alpha / rank, dropout } };

@@ -150,7 +150,7 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   }
   const seed = setting('seed');
   const optimizer = optimizerSpec(ctx.value(probe, 'optimizer') ?? defaultCall(decl, 'optimizer'));
-  const schedule = scheduleSpec(ctx.value(probe, 'schedule'), steps);
+  const schedule = scheduleSpec(ctx.value(probe, 'schedule') ?? defaultCall(decl, 'schedule'), steps);
   const evalItem = decl.items.find((i) => i.kind === 'EvalEvery');
   let evalEvery: number | null = null;
   let evalDataset: DatasetSpec | null = null;
@@ -380,7 +380,7 @@ function optimizerSpec(v: LV | null): OptimizerSpec {
 }
 
 function scheduleSpec(v: LV | null, totalSteps: number): ScheduleSpec {
-  if (!v) return { kind: 'constant', warmup: 0, minLr: 0, totalSteps };
+  if (!v) throw new LoweringError('a train stage needs a schedule');
   if (v.k !== 'call' || !['constant', 'linear', 'cosine'].includes(v.name)) throw new LoweringError('schedule: expected constant(...), linear(...) or cosine(...)');
   const minLr = v.args.get('min_lr');
   return { kind: v.name as ScheduleSpec['kind'], warmup: asInt(v.args.get('warmup')!, 'warmup'), minLr: minLr ? asNumber(minLr, 'min_lr') : 0, totalSteps };

@@ -85,6 +85,11 @@ export interface ParamInfo {
   readonly owner: string;
   /** A LoRA adapter matrix: the only parameters a LoRA model trains. */
   readonly adapter?: boolean;
+  /**
+   * Whether AdamW/SGD weight decay applies: fixed by the declaration (the
+   * initialiser's `decay:`, else true for two or more axes), the same in every stage.
+   */
+  readonly decay: boolean;
 }
 
 export type Member = { readonly k: 'param'; readonly p: ParamInfo } | { readonly k: 'model'; readonly m: ModelNode } | { readonly k: 'none' };
@@ -109,12 +114,25 @@ export interface ModelNode {
 }
 
 /** What a tensor built-in (`builtins.ts`) needs from the interpreter that calls it. */
+/** Supplies the divisor of each batch mean in evaluation order (see TensorBuiltinHost.batchMeans). */
+export interface BatchMeanDivisors {
+  /** `localCount` (f32 scalar) is what this mean would divide by on its own; returns what it divides by. */
+  divisor(localCount: Value): Value;
+}
+
 export interface TensorBuiltinHost {
   readonly b: GraphBuilder;
   /** Per-step seed (i64 scalar) for dropout; null in graphs without randomness. */
   readonly seed: Value | null;
   /** Counts dropout sites so each gets its own seed offset. */
   dropoutSites: number;
+  /**
+   * With gradient accumulation, the divisor of every batch mean (`mean`,
+   * `masked_mean`, `cross_entropy`) is the full batch's count, not the
+   * micro-batch's, so the k micro-batch losses add up to the full-batch loss.
+   * Null: a mean divides by its own count.
+   */
+  readonly batchMeans: BatchMeanDivisors | null;
   /** A tensor LV's value, or a number made a constant of dtype `like`. */
   asTensor(v: LV, like?: DType): Value;
 }
