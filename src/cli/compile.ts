@@ -33,11 +33,13 @@ export interface IrCommandOptions {
   readonly stage?: string;
   readonly graph?: string;
   readonly optimized?: boolean;
+  readonly provenance?: boolean;
 }
 
 export function runIr(io: Io, file: string, options: IrCommandOptions): number {
   const module = checkedModule(io, file);
   if (!module) return 1;
-  io.out(printGraph(stageGraph(module, chosenStage(module, options.stage), options.graph ?? 'train_step', options.optimized ?? false)));
+  const graph = stageGraph(module, chosenStage(module, options.stage), options.graph ?? 'train_step', options.optimized ?? false);
+  io.out(printGraph(graph, { provenance: options.provenance ?? false }));
   return 0;
 }

@@ -146,13 +146,14 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
 
   program
     .command('ir')
-    .description("print a train stage's IR (typed SSA graph) in its textual form")
+    .description("print one graph of a stage's plan (typed SSA IR) in its textual form")
     .argument('<file>', 'a recipe file')
     .addOption(stageOption())
     .addOption(new Option('--graph <which>', 'which graph').choices(['train_step', 'eval', 'inference']).default('train_step'))
     .option('--optimized', 'after CSE, constant folding and dead-code elimination')
+    .option('--provenance', "show each node's recipe line and phase (forward, backward, optimizer)")
     .addHelpText('after', `\nExamples:\n  ptr ir --graph inference examples/quickstart.pt-recipe\n${EXIT_HELP}`)
-    .action((file: string, opts: { stage?: string; graph?: 'train_step' | 'eval' | 'inference'; optimized?: boolean }) => setCode(runIr(io, file, opts)));
+    .action((file: string, opts: { stage?: string; graph?: 'train_step' | 'eval' | 'inference'; optimized?: boolean; provenance?: boolean }) => setCode(runIr(io, file, opts)));
 
   program
     .command('gradcheck')

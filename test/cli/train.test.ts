@@ -106,3 +106,24 @@ describe('ptr run and ptr sample', () => {
     expect(sample.stderr).toMatch(/no checkpoint of stage pretrain in nowhere\/checkpoints; run 'ptr run tiny\.pt-recipe' first/);
   });
 });
+
+describe('ptr ir --provenance', () => {
+  it('gives every node its phase and, where it came from recipe text, its line: the loss forward, its gradient backward, the update optimizer', () => {
+    const r = ptr('ir', 'tiny.pt-recipe', '--provenance');
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.split('\n').filter((l) => l.startsWith('  %'));
+    expect(lines.every((l) => / @ (\S+:\d+:\d+ )?(forward|backward|optimizer)$/.test(l))).toBe(true);
+    // The loss's nodes come from the body of std.losses' next_token, and name its line.
+    expect(lines.some((l) => /std\/losses\.pt-recipe:\d+:\d+ forward$/.test(l))).toBe(true);
+    expect(lines.some((l) => l.endsWith('backward'))).toBe(true);
+    expect(lines.some((l) => l.endsWith('optimizer'))).toBe(true);
+  });
+});
+
+describe('npm in the checkout', () => {
+  it('prints no "Unknown project config" warning (the CUDA download is skipped through package.json)', () => {
+    const r = spawnSync('npm', ['--version'], { cwd: resolve('.'), encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect(r.stderr).not.toMatch(/Unknown project config/);
+  });
+});
