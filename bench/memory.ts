@@ -65,7 +65,7 @@ export function runMemory(): void {
     for (const c of [QUICKSTART, DIM256] as ModelConfig[]) {
       const m = compileModel(c, workdir);
       const modelDir = writeModel(m, workdir);
-      const est = memoryEstimate(m.plan, m.compiled.graphs.trainStep);
+      const est = memoryEstimate(m.plan, m.compiled.graphs['train_step']!);
       const peak = peakBytes(['train', modelDir, join(workdir, c.name, 'run'), String(STEPS())]);
       rmSync(join(workdir, c.name, 'run'), { recursive: true, force: true });
       const base = est.params + est.grads + est.optimizerState;

@@ -96,7 +96,7 @@ interface ModelRun {
 async function measureModel(c: ModelConfig, workdir: string, square: number[]): Promise<ModelRun> {
   const m = compileModel(c, workdir);
   const modelDir = writeModel(m, workdir);
-  const mm = matmulStats(m.compiled.graphs.trainStep);
+  const mm = matmulStats(m.compiled.graphs['train_step']!);
   const top = mm.classes[0]!;
   const dominant = await sampleMatmul(top.a, top.b);
   const mix = await sampleMix(mm.classes);
