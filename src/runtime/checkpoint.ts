@@ -15,7 +15,9 @@ import { join } from 'node:path';
 import type { PlannedParam, StatePlan } from '../ir/lower/plan.js';
 import { writeFileAtomic, writeJsonAtomic } from './atomic.js';
 import { UserError } from './errors.js';
-import { readSafetensors, writeSafetensors, type StTensor } from './safetensors.js';
+import { readSafetensors, toFloat32, writeSafetensors, type StDType, type StTensor } from './safetensors.js';
+
+const FLOAT_DTYPES: ReadonlySet<StDType> = new Set(['F32', 'F16', 'BF16', 'F64']);
 
 export interface TrainerState {
   readonly stage: string;
@@ -99,7 +101,7 @@ export function loadCheckpoint(dir: string, params: readonly PlannedParam[], sta
     const t = model.get(p.name);
     if (!t) throw new CheckpointError(`${modelFile}: has no tensor '${p.name}', which the recipe's model needs`);
     expectShape(modelFile, p.name, t, p.shape);
-    values.set(p.input, t.data as Float32Array);
+    values.set(p.input, toFloat32(t));
   }
   const stateValues = new Map<string, Float32Array>();
   if (state) {
@@ -109,7 +111,7 @@ export function loadCheckpoint(dir: string, params: readonly PlannedParam[], sta
       const t = opt.get(s.input);
       if (!t) throw new CheckpointError(`${optFile}: has no optimizer state '${s.input}'; was it written by a different optimizer?`);
       expectShape(optFile, s.input, t, s.shape);
-      stateValues.set(s.input, t.data as Float32Array);
+      stateValues.set(s.input, toFloat32(t));
     }
   }
   return { dir, trainer, params: values, state: stateValues };
@@ -135,7 +137,8 @@ function readChecked(file: string): ReturnType<typeof readSafetensors> {
 }
 
 function expectShape(file: string, name: string, t: StTensor, shape: readonly number[]): void {
-  if (t.dtype !== 'F32') throw new CheckpointError(`${file}: '${name}' is ${t.dtype}, the recipe needs F32`);
+  // Floating-point weights of any width are read into the f32 parameters (f16/bf16 exactly, f64 rounded).
+  if (!FLOAT_DTYPES.has(t.dtype)) throw new CheckpointError(`${file}: '${name}' is ${t.dtype}, the recipe needs floating-point weights (F32, F16, BF16 or F64)`);
   if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
     throw new CheckpointError(`${file}: '${name}' has shape [${t.shape.join(', ')}] but the recipe's model needs [${shape.join(', ')}]`);
   }
@@ -158,6 +161,6 @@ export function checkpointTensorLoader(runDir: string): (model: string, stage: s
     const t = tensors.get(name);
     if (!t) throw new CheckpointError(`${file}: has no tensor '${name}', which model ${model} needs`);
     expectShape(file, name, t, shape);
-    return t.data as Float32Array;
+    return toFloat32(t);
   };
 }

@@ -69,7 +69,11 @@ export class ParamStore {
 
   /** Replaces values by a step's outputs: `feedback` maps an output name to the input it becomes. */
   update(outputs: Readonly<Record<string, OrtTensor>>, feedback: Readonly<Record<string, string>>): void {
-    for (const [output, input] of Object.entries(feedback)) this.tensors.set(input, outputs[output]!);
+    for (const [output, input] of Object.entries(feedback)) this.set(input, outputs[output]!);
+  }
+
+  set(input: string, value: OrtTensor): void {
+    this.tensors.set(input, value);
   }
 
   /** The target model's current weights by graph input name (for export and sampling). */

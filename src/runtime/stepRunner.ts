@@ -68,9 +68,7 @@ export class StepRunner {
     for (const { name } of entry.inputs) if (!(name in feeds)) feeds[name] = store.get(name);
     const out = await this.loop.run(feeds);
     this.runSeconds += (performance.now() - t0) / 1000;
-    const finals: Record<string, OrtTensor> = {};
-    for (const input of Object.values(this.manifest.feedback)) finals[input] = out[`final.${input}`]!;
-    store.update(finals, Object.fromEntries(Object.values(this.manifest.feedback).map((i) => [i, i])));
+    for (const input of Object.values(this.manifest.feedback)) store.set(input, out[`final.${input}`]!);
     return batches.map((_, i) => Object.fromEntries(loop.scanOutputs.map((n) => [n, (out[`all.${n}`]!.data as Float32Array)[i]!])));
   }
 

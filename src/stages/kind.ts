@@ -5,6 +5,7 @@
  */
 import type { ModuleInfo } from '../check/modules.js';
 import type { StagePlan } from '../ir/lower/plan.js';
+import type { DatasetSpec } from '../ir/lower/types.js';
 import type { Device } from '../runtime/ort.js';
 
 /** What planning may know about the run: data access that lowering itself never does. */
@@ -12,7 +13,7 @@ export interface PlanContext {
   /** Overrides the stage's `steps` (smoke tests, `ptr run --steps`). */
   readonly steps?: number;
   /** Total steps for `epochs = N`: reads the data's size. Absent: such a stage needs `steps`. */
-  readonly stepsForEpochs?: (dataset: import('../ir/lower/types.js').DatasetSpec, epochs: number, rowsPerStep: number) => number;
+  readonly stepsForEpochs?: (dataset: DatasetSpec, epochs: number, rowsPerStep: number) => number;
 }
 
 /** Where and how a stage runs. */
