@@ -9,7 +9,7 @@
 import { formatProvenance, IrError, NO_PROVENANCE, type Attrs, type Graph, type GraphOutput, type Node, type Phase, type Provenance, type SourcePoint, type Value } from './graph.js';
 import { OpBuilder } from './opBuilder.js';
 import { lookupOp } from './ops/index.js';
-import type { DType } from './tensor.js';
+import { sameShape, type DType } from './tensor.js';
 
 export class GraphBuilder extends OpBuilder {
   private readonly inputList: Value[] = [];
@@ -32,9 +32,15 @@ export class GraphBuilder extends OpBuilder {
   static continuing(graph: Graph): GraphBuilder {
     const b = new GraphBuilder(graph.name);
     b.inputList.push(...graph.inputs);
-    const valueIds = [...graph.inputs.map((v) => v.id), ...graph.nodes.flatMap((n) => n.outputs.map((o) => o.id))];
-    b.nextValue = Math.max(-1, ...valueIds) + 1;
-    b.nextNode = Math.max(-1, ...graph.nodes.map((n) => n.id)) + 1;
+    let maxValue = -1;
+    let maxNode = -1;
+    for (const v of graph.inputs) maxValue = Math.max(maxValue, v.id);
+    for (const n of graph.nodes) {
+      maxNode = Math.max(maxNode, n.id);
+      for (const o of n.outputs) maxValue = Math.max(maxValue, o.id);
+    }
+    b.nextValue = maxValue + 1;
+    b.nextNode = maxNode + 1;
     return b;
   }
 
@@ -92,13 +98,25 @@ export class GraphBuilder extends OpBuilder {
 
   /** Runs `body` with the scope and provenance of `node`: what replaces a node looks as if it came from where the node did. */
   withOriginOf<T>(node: Node, body: () => T): T {
-    const saved = this.scopes;
-    this.scopes = node.scope ? [node.scope] : [];
+    const saved = this.enterOriginOf(node);
     try {
-      return this.withProvenance(node.provenance, body);
+      return body();
     } finally {
-      this.scopes = saved;
+      this.leaveOrigin(saved);
     }
+  }
+
+  /** `withOriginOf` without a closure, for the rewriter's per-node loop: returns what `leaveOrigin` restores. */
+  enterOriginOf(node: Node): { readonly scopes: string[]; readonly provenance: Provenance } {
+    const saved = { scopes: this.scopes, provenance: this.current };
+    this.scopes = node.scope ? [node.scope] : [];
+    this.current = node.provenance;
+    return saved;
+  }
+
+  leaveOrigin(saved: { readonly scopes: string[]; readonly provenance: Provenance }): void {
+    this.scopes = saved.scopes;
+    this.current = saved.provenance;
   }
 
   /** Adds a node; returns its outputs. */
@@ -112,6 +130,15 @@ export class GraphBuilder extends OpBuilder {
    * that keep the old outputs' ids, so `node` itself must not stay in the graph.
    */
   reemit(node: Node, inputs: readonly Value[]): Value[] {
+    // A type rule is a pure function of its inputs' types and the attributes: when the new
+    // inputs have the old ones' types (a CSE merge, a folded constant), the outputs keep theirs.
+    if (inputs.every((v, i) => v.dtype === node.inputs[i]!.dtype && sameShape(v.shape, node.inputs[i]!.shape))) {
+      const outputs: Value[] = [];
+      const copy: Node = { ...node, id: this.nextNode++, inputs: [...inputs], outputs };
+      for (const o of node.outputs) outputs.push({ ...o, producer: copy });
+      this.nodeList.push(copy);
+      return outputs;
+    }
     return this.withOriginOf(node, () =>
       this.addNode(
         node.op,

@@ -8,7 +8,8 @@ import { batchInputName, graphFields } from '../check/dataSchema.js';
 import { JsonlDataset, TextCorpus, type JsonlFormat } from './data.js';
 import { ort, type OrtTensor } from './ort.js';
 import { bytes, chars, hf, type Tokenizer } from './tokenizer.js';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { UserError } from './errors.js';
 
 export interface StageData {
@@ -28,12 +29,26 @@ export function runtimeTokenizer(spec: DatasetSpec['tokenizer']): Tokenizer {
 /** Data that cannot be read or batched; the message names the file (and line) and what was expected. */
 export class DataError extends UserError {}
 
-export function openStageData(ds: DatasetSpec, seed: number): StageData {
+/**
+ * Opens a dataset for batching. Data a generate stage writes without an `out` path
+ * lives in the run folder (`<runDir>/<stage>/output.jsonl`), so it needs `runDir`.
+ */
+export function openStageData(ds: DatasetSpec, seed: number, runDir?: string): StageData {
+  const spec = ds.path === '' && ds.producedBy ? { ...ds, path: generatedDataPath(ds.producedBy, runDir) } : ds;
+  if (spec.producedBy && !existsSync(spec.path)) {
+    throw new DataError(`dataset ${ds.name}: stage ${spec.producedBy} has not written it yet (${spec.path}); run that stage first`);
+  }
   try {
-    return open(ds, seed);
+    return open(spec, seed);
   } catch (e) {
     throw new DataError(`dataset ${ds.name}: ${(e as Error).message}`);
   }
+}
+
+/** Where a generate stage without `out` writes its dataset. */
+export function generatedDataPath(stage: string, runDir: string | undefined): string {
+  if (runDir === undefined) throw new DataError(`the data stage ${stage} generates is read from a run folder; this command has none`);
+  return join(runDir, stage, 'output.jsonl');
 }
 
 function open(ds: DatasetSpec, seed: number): StageData {

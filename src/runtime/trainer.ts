@@ -60,11 +60,11 @@ export async function train(manifest: Manifest<TrainSettings>, options: TrainOpt
   const device = options.device ?? 'cpu';
   const settings = manifest.settings;
   const trainData = manifest.data['train']!;
-  const data = openStageData(trainData.spec, settings.seed);
+  const data = openStageData(trainData.spec, settings.seed, options.runDir);
   // `eval every N on corpus.val` reads the val split of the file already loaded for training.
   const evalSpec = manifest.data['eval']?.spec;
   const sameFile = evalSpec && JSON.stringify({ ...evalSpec, part: null }) === JSON.stringify({ ...trainData.spec, part: null });
-  const valBatches = () => (sameFile ? data : openStageData(evalSpec!, settings.seed)).valBatches(settings.batchSize);
+  const valBatches = () => (sameFile ? data : openStageData(evalSpec!, settings.seed, options.runDir)).valBatches(settings.batchSize);
   const store = ParamStore.open(manifest, { runDir: options.runDir, resume: options.resume ?? false, seed: settings.seed });
   const runner = await StepRunner.create(manifest, { modelDir: options.modelDir, device, ...(options.threads ? { threads: options.threads } : {}), ...(options.stepsPerRun ? { stepsPerRun: options.stepsPerRun } : {}) });
   let evaluator: Evaluator | null = null;

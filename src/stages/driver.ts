@@ -62,9 +62,10 @@ export function requireStage(module: ModuleInfo, stage: string): void {
   throw new UnknownStageError(`${module.path} has no stage '${stage}' (${names.length ? `its stages are ${names.join(', ')}` : 'it has no stages'})`);
 }
 
-/** Steps for `epochs = N`: examples per epoch of the training split, times N, over the rows one step reads. */
-export const stepsForEpochs: NonNullable<PlanContext['stepsForEpochs']> = (dataset, epochs, rowsPerStep) =>
-  Math.max(1, Math.ceil((openStageData(dataset, 0).examplesPerEpoch * epochs) / rowsPerStep));
+/** Steps for `epochs = N`: examples per epoch of the training split, times N, over the rows one step reads (generated data from `runDir`). */
+export function stepsForEpochs(runDir?: string): NonNullable<PlanContext['stepsForEpochs']> {
+  return (dataset, epochs, rowsPerStep) => Math.max(1, Math.ceil((openStageData(dataset, 0, runDir).examplesPerEpoch * epochs) / rowsPerStep));
+}
 
 /** Plans one stage through its kind's module. */
 export function planStage(module: ModuleInfo, stage: string, context: PlanContext = {}): StagePlan {
@@ -72,7 +73,7 @@ export function planStage(module: ModuleInfo, stage: string, context: PlanContex
   const kind = module.stages.get(stage)!.stageKind.name;
   const kindModule = STAGE_MODULES[kind];
   if (!kindModule) throw new NotYetSupported(`stage ${stage}: no module runs ${kind} stages`);
-  return kindModule.plan(module, stage, { stepsForEpochs, ...context });
+  return kindModule.plan(module, stage, { stepsForEpochs: stepsForEpochs(), ...context });
 }
 
 export async function runPipeline(module: ModuleInfo, options: PipelineOptions, log: (line: string) => void): Promise<PipelineResult> {
@@ -92,7 +93,7 @@ export async function runPipeline(module: ModuleInfo, options: PipelineOptions, 
     }
     let plan: StagePlan;
     try {
-      plan = planStage(module, stage, options.steps ? { steps: options.steps } : {});
+      plan = planStage(module, stage, { stepsForEpochs: stepsForEpochs(options.runDir), ...(options.steps ? { steps: options.steps } : {}) });
     } catch (e) {
       if (!(e instanceof NotYetSupported)) throw e;
       blocked.add(stage);

@@ -4,7 +4,7 @@
  * accumulation gives exactly the full-batch gradient (masked losses included),
  * and weight decay follows the parameter's declaration in every stage.
  */
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -186,5 +186,44 @@ stage tune: train lm on chats after pre {
     const plan = planStage(checked(`${header}stage s: train lm on words { loss = next_token(lm(batch.tokens), batch.tokens) }`), 's') as TrainPlan;
     const decayed = new Set(plan.params.filter((p) => p.decay).map((p) => p.name));
     expect(decayed).toEqual(new Set(['blocks.0.attn.qkv.w', 'blocks.0.attn.proj.w', 'blocks.0.ff.up.w', 'blocks.0.ff.down.w', 'head.w']));
+  });
+});
+
+describe('data a generate stage writes', () => {
+  const recipe = `${header}
+stage gen: generate lm {
+  prompts = chats.prompts
+  format  = prompt_completion
+  samples = 2
+}
+stage tune: train lm on gen.output after gen {
+  loss  = sft_loss(lm, batch)
+  steps = 2
+}
+`;
+
+  it('is late-bound: a stage that trains on it plans and compiles before the data exists', async () => {
+    const plan = planStage(checked(recipe), 'tune') as TrainPlan;
+    const data = plan.data['train']!;
+    expect(data.spec).toMatchObject({ name: 'gen.output', format: 'prompt_completion', path: '', producedBy: 'gen', seqLen: 24 });
+    expect(data.fields.map((f) => [f.input, f.shape])).toEqual([
+      ['batch.tokens', [8, 24]],
+      ['batch.loss_mask', [8, 24]],
+    ]);
+    const feeds = new Map<string, Tensor>([['tokens', makeTensor('i64', [1, 24], new Array(24).fill(1))]]);
+    const init = initialParams(plan.params, 0);
+    for (const p of plan.params) feeds.set(p.input, makeTensor('f32', p.shape, init.get(p.input)!));
+    const out = await runOnce(emitModel(optimize(plan.graphs['inference']!).graph).bytes, feeds);
+    expect(out.get('logits')!.shape).toEqual([1, 24, 21]);
+  });
+
+  it('is read from the run folder at run time, and a clear error before the stage has written it', () => {
+    const plan = planStage(checked(recipe), 'tune') as TrainPlan;
+    const runDir = mkdtempSync(join(tmpdir(), 'ptr-gen-'));
+    expect(() => openStageData(plan.data['train']!.spec, 0, runDir)).toThrow(/dataset gen\.output: stage gen has not written it yet \(.*gen\/output\.jsonl\); run that stage first/);
+    mkdirSync(join(runDir, 'gen'));
+    copyFileSync(join(FIXTURES, 'sft.jsonl'), join(runDir, 'gen', 'output.jsonl'));
+    const batch = openStageData(plan.data['train']!.spec, 0, runDir).trainBatch(0, 8);
+    expect(batch['batch.tokens']!.dims).toEqual([8, 24]);
   });
 });

@@ -19,7 +19,7 @@ import type { DType } from '../tensor.js';
 import { callTensorBuiltin, isTensorBuiltin } from './builtins.js';
 import { joinPath, renameOwner, withAdapters, type Member, type ModelNode, type ModelTemplate, type ParamInfo, type Init } from './models.js';
 import type { BatchMeanDivisors, TensorBuiltinHost } from './types.js';
-import { asBool, asInt, asNumber, describeLV, LoweringError, NotYetSupported, type DatasetSpec, type LV, type TokenizerSpec } from './values.js';
+import { asBool, asInt, asNumber, describeLV, LoweringError, type DatasetSpec, type LV, type TokenizerSpec } from './values.js';
 
 /** Lexical scope: locals over a module's top-level names. */
 export class Env {
@@ -103,9 +103,7 @@ export class Lowerer implements TensorBuiltinHost {
     const dt = dtypeOf(name);
     if (dt) return { k: 'dtype', dtype: irDType(dt) };
     // Stages have their own namespace: a stage name here is `stage.output`.
-    if (module.stages.has(name)) {
-      throw new NotYetSupported(`'${name}.output' is data that stage ${name} (${module.stages.get(name)!.stageKind.name}) writes; this version runs train stages only`);
-    }
+    if (module.stages.has(name)) return { k: 'stage', name, module };
     throw new LoweringError(`unknown name '${name}' in ${module.path}`);
   }
 
@@ -281,10 +279,43 @@ export class Lowerer implements TensorBuiltinHost {
         break;
       case 'namespace':
         return this.moduleValue(obj.module, name);
+      case 'stage':
+        if (name === 'output') return this.generatedDataset(obj.module, obj.name);
+        break;
       default:
         break;
     }
     throw new LoweringError(`${describeLV(obj)} has no member '${name}'`);
+  }
+
+  /**
+   * `NAME.output`: the data generate stage NAME writes, in its `format` (default
+   * preference), read with the tokenizer and length of its prompts. Its file is the
+   * stage's `out`, or one the run folder holds (late-bound: empty path), so a stage that
+   * trains on it compiles before the data exists.
+   */
+  private generatedDataset(module: ModuleInfo, stage: string): LV {
+    const decl = module.stages.get(stage)!;
+    const setting = (n: string) => decl.items.find((i): i is Extract<typeof i, { kind: 'Setting' }> => i.kind === 'Setting' && i.name.name === n);
+    const prompts = setting('prompts');
+    const source = prompts ? this.eval(prompts.value, new Env(module)) : null;
+    if (source?.k !== 'dataset') throw new LoweringError(`stage ${stage}: its prompts are not a dataset`);
+    const format = setting('format')?.value;
+    const out = setting('out') ? this.eval(setting('out')!.value, new Env(module)) : null;
+    return {
+      k: 'dataset',
+      spec: {
+        name: `${stage}.output`,
+        format: format?.kind === 'NameExpr' ? (format.name as DatasetSpec['format']) : 'preference',
+        path: out?.k === 'str' ? resolve(dirname(module.absPath), out.s) : '',
+        tokenizer: source.spec.tokenizer,
+        seqLen: source.spec.seqLen,
+        split: 1,
+        part: 'train',
+        chatTemplate: null,
+        producedBy: stage,
+      },
+    };
   }
 
   memberValue(member: Member): LV {
@@ -432,6 +463,7 @@ export class Lowerer implements TensorBuiltinHost {
           split: asNumber(args.get('split') ?? { k: 'float', n: 1 }, 'split'),
           part: 'train',
           chatTemplate: format === 'chat' ? chatTemplate(args.get('template')) : null,
+          producedBy: null,
         };
         return { k: 'dataset', spec };
       }

@@ -28,8 +28,9 @@ function planParam(p: ParamInfo, trainable: boolean, continueFrom: string | null
 
 /**
  * The nearest stage before `decl` (through `after`, breadth first) that trained
- * `model`: where the model's weights come from. The checker has already ruled out
- * two equally near candidates.
+ * `model` — of a kind that updates its model, so not generate or eval: where the
+ * model's weights come from. The checker has already ruled out two equally near
+ * candidates.
  */
 function previousTrainingStage(module: ModuleInfo, decl: StageDecl, model: string): string | null {
   const seen = new Set<string>();
@@ -41,7 +42,7 @@ function previousTrainingStage(module: ModuleInfo, decl: StageDecl, model: strin
       seen.add(name);
       const s = module.stages.get(name);
       if (!s) continue;
-      if (s.target.kind === 'NameExpr' && s.target.name === model) return name;
+      if (s.target.kind === 'NameExpr' && s.target.name === model && STAGE_KINDS[s.stageKind.name]?.updates) return name;
       next.push(...s.after.map((a) => a.name));
     }
     frontier = next;

@@ -32,6 +32,8 @@ export type LV =
   | { readonly k: 'fn'; readonly decl: FnDecl; readonly module: ModuleInfo }
   | { readonly k: 'builtin'; readonly name: string }
   | { readonly k: 'namespace'; readonly module: ModuleInfo }
+  /** A stage, as a value: only its `output` (a generate stage's dataset) is readable. */
+  | { readonly k: 'stage'; readonly name: string; readonly module: ModuleInfo }
   | { readonly k: 'record'; readonly name: string; readonly fields: ReadonlyMap<string, LV> }
   | { readonly k: 'tokenizer'; readonly spec: TokenizerSpec }
   | { readonly k: 'dataset'; readonly spec: DatasetSpec }
@@ -59,6 +61,11 @@ export interface DatasetSpec {
   readonly part: 'train' | 'val' | 'prompts';
   /** How a chat dataset's messages are rendered (its `template:`, or the default); null for other formats. */
   readonly chatTemplate: ChatTemplate | null;
+  /**
+   * The generate stage that writes this data (`NAME.output`), else null. Its file is the
+   * stage's `out`, or, when `path` is empty, found in the run folder at run time.
+   */
+  readonly producedBy: string | null;
 }
 
 export type ModelTemplate =

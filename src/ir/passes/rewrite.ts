@@ -88,7 +88,13 @@ export function rewriteGraph(graph: Graph, pass: string, visit: RewriteVisitor):
   for (const node of graph.nodes) {
     current = node;
     kept = false;
-    const result = b.withOriginOf(node, () => visit(node, ctx));
+    const origin = b.enterOriginOf(node);
+    let result: RewriteResult;
+    try {
+      result = visit(node, ctx);
+    } finally {
+      b.leaveOrigin(origin);
+    }
     if (result === undefined) {
       if (!kept) keep(node);
     } else if (result === 'drop') {
