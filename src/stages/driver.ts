@@ -14,7 +14,7 @@ import type { StagePlan } from '../ir/lower/plan.js';
 import { NotYetSupported } from '../ir/lower/values.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
 import { latestCheckpointDir, loadCheckpoint } from '../runtime/checkpoint.js';
-import { openStageData } from '../runtime/datasets.js';
+import { DataError, openStageData } from '../runtime/datasets.js';
 import { UserError } from '../runtime/errors.js';
 import type { PlanContext, RunContext, StageResult } from './kind.js';
 import { STAGE_MODULES } from './registry.js';
@@ -64,7 +64,16 @@ export function requireStage(module: ModuleInfo, stage: string): void {
 
 /** Steps for `epochs = N`: examples per epoch of the training split, times N, over the rows one step reads (generated data from `runDir`). */
 export function stepsForEpochs(runDir?: string): NonNullable<PlanContext['stepsForEpochs']> {
-  return (dataset, epochs, rowsPerStep) => Math.max(1, Math.ceil((openStageData(dataset, 0, runDir).examplesPerEpoch * epochs) / rowsPerStep));
+  return (dataset, epochs, rowsPerStep) => {
+    let examples: number;
+    try {
+      examples = openStageData(dataset, 0, runDir).examplesPerEpoch;
+    } catch (e) {
+      if (!(e instanceof DataError) || !dataset.producedBy) throw e;
+      throw new DataError(`${e.message}; epochs = ${epochs} needs its size to count steps (give --steps N to compile without it)`);
+    }
+    return Math.max(1, Math.ceil((examples * epochs) / rowsPerStep));
+  };
 }
 
 /** Plans one stage through its kind's module. */
