@@ -169,26 +169,39 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   // The trained model continues from the stage that last trained it (`after`), unless it names a checkpoint.
   const continueFrom = model.checkpoint === null ? previousTrainingStage(module, decl, model.owner) : null;
 
-  // ---- train step
-  const tb = new GraphBuilder('train_step');
   // Keyed by input name: two evaluations of `policy @ sft` are the same parameters.
   const planned = new Map<string, PlannedParam>();
-  const inputs = new Map<string, Value>();
-  const paramSource = (builder: GraphBuilder, trainable: Set<ParamInfo>) => (p: ParamInfo): Value => {
-    const input = `${p.owner}.${p.name}`;
-    let v = inputs.get(input);
-    if (!v) {
-      v = builder.input(input, p.dtype, p.shape);
-      inputs.set(input, v);
-      if (!planned.has(input)) planned.set(input, planParam(p, trainable.has(p), continueFrom));
-    }
-    return v;
-  };
   // A LoRA model trains its adapters only; the weights it adapts stay as they are.
   const trainable = new Set(model.frozen ? [] : modelParams(model).filter((p) => !model.adapted || p.adapter));
-  const tlw = new Lowerer(tb, paramSource(tb, trainable), shared);
-  // Every parameter of the trained model is an input (and an output), used or not, so checkpoints are complete.
-  for (const p of modelParams(model)) tlw.params(p);
+  let inputs = new Map<string, Value>();
+  /**
+   * A builder and lowerer for one graph of the stage. Parameters become graph inputs
+   * on first use; every parameter of the trained model is an input (and, in the
+   * train step, an output) used or not, so checkpoints are complete.
+   */
+  const graphLowerer = (name: string): { b: GraphBuilder; lw: Lowerer } => {
+    const b = new GraphBuilder(name);
+    inputs = new Map();
+    const lw = new Lowerer(
+      b,
+      (p: ParamInfo): Value => {
+        const input = `${p.owner}.${p.name}`;
+        let v = inputs.get(input);
+        if (!v) {
+          v = b.input(input, p.dtype, p.shape);
+          inputs.set(input, v);
+          if (!planned.has(input)) planned.set(input, planParam(p, trainable.has(p), continueFrom));
+        }
+        return v;
+      },
+      shared,
+    );
+    for (const p of modelParams(model)) lw.params(p);
+    return { b, lw };
+  };
+
+  // ---- train step
+  const { b: tb, lw: tlw } = graphLowerer('train_step');
   const step = tb.input('step', 'i64', []);
   tlw.seed = tb.input('seed', 'i64', []);
   const batch = batchInputs(tb, dataset, batchSize * gradAccum, seqLen);
@@ -229,10 +242,7 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   // ---- eval: the same loss, no dropout, no update
   let evalData: DataInput | null = null;
   if (evalDataset) {
-    const eb = new GraphBuilder('eval');
-    inputs.clear();
-    const elw = new Lowerer(eb, paramSource(eb, trainable), shared);
-    for (const p of modelParams(model)) elw.params(p);
+    const { b: eb, lw: elw } = graphLowerer('eval');
     const ebatch = batchInputs(eb, evalDataset, batchSize, evalDataset.seqLen ?? seqLen);
     eb.output('loss', lowerLoss(elw, ctx, ebatch.record));
     graphs['eval'] = eb.build();
@@ -240,10 +250,7 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   }
 
   // ---- inference: the model's forward on one sequence of the stage's length
-  const ib = new GraphBuilder('inference');
-  inputs.clear();
-  const ilw = new Lowerer(ib, paramSource(ib, trainable), shared);
-  for (const p of modelParams(model)) ilw.params(p);
+  const { b: ib, lw: ilw } = graphLowerer('inference');
   const tokens = ib.input('tokens', 'i64', [1, seqLen]);
   const out = ilw.callModel(model, [{ k: 'tensor', v: tokens }]);
   if (out.k !== 'tensor') throw new LoweringError('the model forward must return a tensor');
