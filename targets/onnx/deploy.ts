@@ -17,7 +17,6 @@ export const onnxTarget: DeployTarget = {
     const files = [{ name: 'model.onnx', bytes: model.bytes }];
     if (model.externalData) files.push({ name: 'model.onnx.data', bytes: model.externalData });
     const tokens = graph.inputs.find((v) => v.inputName === 'tokens');
-    const io = tokens ? ` (input tokens: i64[${tokens.shape.join(', ')}], output logits)` : '';
-    return { files, notDone: null, description: `model.onnx${io}` };
+    return { files, notDone: null, ...(tokens ? { description: `input tokens: i64[${tokens.shape.join(', ')}], output logits` } : {}) };
   },
 };
