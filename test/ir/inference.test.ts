@@ -2,8 +2,9 @@
  * The KV-cache derivation (src/ir/lower/inference.ts) against the model's own
  * forward, all run by onnxruntime: the logits of prefill followed by k decode
  * steps equal those of the full forward on the same tokens (within 1e-5), for a
- * GPT-style model (learned position embeddings) and a LLaMA-style one (rope,
- * RMSNorm, SwiGLU), for one sequence and for a left-padded batch of prompts of
+ * GPT-style model (learned position embeddings), a LLaMA-style one (rope,
+ * RMSNorm, SwiGLU) and std.nn's Llama (grouped-query attention: 4 query heads
+ * share 2 key/value heads, and the cache holds the 2), for one sequence and for a left-padded batch of prompts of
  * different lengths; and what the derivation refuses, it names.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -22,13 +23,13 @@ import { createSession, ort, type OrtSession, type OrtTensor } from '../../src/r
 import { Prng } from '../../src/runtime/prng.js';
 import { emitModel } from '../../targets/onnx/emit.js';
 
-export const GENERATION_RECIPE = `import std.nn     { Embedding, RMSNorm, RotarySelfAttention, SwiGLU, Linear, Transformer }
+export const GENERATION_RECIPE = `import std.nn     { Embedding, RMSNorm, RotarySelfAttention, SwiGLU, Linear, Transformer, Llama }
 import std.losses { next_token }
 
 tokenizer tok = chars("abcdefghij \\n", specials: [pad, bos, eos])
 
 # A LLaMA-style decoder: rope attention, RMSNorm, SwiGLU, no position table.
-block LlamaBlock(d: dim, heads: dim, ctx: dim) where d % heads == 0 {
+block RopeBlock(d: dim, heads: dim, ctx: dim) where d % heads == 0 {
   norm1 = RMSNorm(d)
   attn  = RotarySelfAttention(d, heads, ctx)
   norm2 = RMSNorm(d)
@@ -39,9 +40,9 @@ block LlamaBlock(d: dim, heads: dim, ctx: dim) where d % heads == 0 {
   }
 }
 
-block Llama(vocab: dim, ctx: dim, dim: dim, layers: dim, heads: dim) where dim % heads == 0 {
+block RopeLM(vocab: dim, ctx: dim, dim: dim, layers: dim, heads: dim) where dim % heads == 0 {
   embed  = Embedding(vocab, dim)
-  blocks = stack(layers, LlamaBlock(dim, heads, ctx))
+  blocks = stack(layers, RopeBlock(dim, heads, ctx))
   norm   = RMSNorm(dim)
   head   = Linear(dim, vocab, bias: false)
   forward(tokens: i64[B, T]) -> f32[B, T, vocab] where T <= ctx {
@@ -49,8 +50,9 @@ block Llama(vocab: dim, ctx: dim, dim: dim, layers: dim, heads: dim) where dim %
   }
 }
 
-model llama = Llama(vocab: tok.vocab, ctx: 16, dim: 16, layers: 2, heads: 2)
+model llama = RopeLM(vocab: tok.vocab, ctx: 16, dim: 16, layers: 2, heads: 2)
 model gpt   = Transformer(vocab: tok.vocab, ctx: 16, dim: 16, layers: 2, heads: 2)
+model gqa   = Llama(vocab: tok.vocab, ctx: 16, dim: 16, layers: 2, heads: 4, kv_heads: 2, hidden: 32)
 dataset corpus = text("corpus.txt", tokenizer: tok, block: 16)
 
 stage rotary: train llama on corpus {
@@ -60,6 +62,11 @@ stage rotary: train llama on corpus {
 
 stage learned: train gpt on corpus {
   loss  = next_token(gpt(batch.tokens), batch.tokens)
+  steps = 1
+}
+
+stage grouped: train gqa on corpus {
+  loss  = next_token(gqa(batch.tokens), batch.tokens)
   steps = 1
 }
 `;
@@ -189,8 +196,9 @@ async function cachedLogits(stage: string, prompts: readonly (readonly number[])
 }
 
 describe('prefill + decode steps equal the full forward (onnxruntime, |Δ| ≤ 1e-5)', () => {
-  for (const stage of ['learned', 'rotary']) {
-    it(`${stage === 'learned' ? 'GPT-style (learned positions)' : 'LLaMA-style (rope)'}: one sequence, 5 prompt tokens and 6 decode steps`, async () => {
+  const LABELS: Record<string, string> = { learned: 'GPT-style (learned positions)', rotary: 'LLaMA-style (rope)', grouped: 'grouped-query attention (std.nn Llama)' };
+  for (const stage of ['learned', 'rotary', 'grouped']) {
+    it(`${LABELS[stage]}: one sequence, 5 prompt tokens and 6 decode steps`, async () => {
       const w = weights(lowerForward(module, stage, 1, 1), 1);
       const sequence = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5];
       const rows = await cachedLogits(stage, [sequence.slice(0, 5)], [sequence.slice(5)], w);
@@ -200,7 +208,7 @@ describe('prefill + decode steps equal the full forward (onnxruntime, |Δ| ≤ 1
       rows[0]!.forEach((l, t) => expect(maxDiff(l, full.subarray(t * V, (t + 1) * V)), `position ${t}`).toBeLessThan(1e-5));
     });
 
-    it(`${stage === 'learned' ? 'GPT-style' : 'LLaMA-style'}: a left-padded batch of prompts of lengths 2, 6 and 4, 4 decode steps`, async () => {
+    it(`${LABELS[stage]}: a left-padded batch of prompts of lengths 2, 6 and 4, 4 decode steps`, async () => {
       const w = weights(lowerForward(module, stage, 1, 1), 2);
       const prompts = [
         [7, 2],
@@ -247,6 +255,8 @@ describe('the derived graphs', () => {
       'past.llama.blocks.1.attn.value: f32[3, 2, 9, 8]',
     ]);
     expect(io(decode.graph).outputs[1]).toBe('present.llama.blocks.0.attn.key: [3, 2, 1, 8]');
+    // Grouped-query attention caches its 2 key/value heads, not the 4 query heads they serve.
+    expect(lowerGenerationGraphs(module, 'grouped', { batch: 1, prompt: 2, past: 3 }).decode.sites[1]).toMatchObject({ block: 'gqa.blocks.1.attn', keyShape: [1, 2, 1, 4], valueShape: [1, 2, 1, 4] });
     // rope has no table to run out of; learned positions have 16 rows.
     expect(prefill.maxPositions).toBeNull();
     expect(lowerGenerationGraphs(module, 'learned', { batch: 1, prompt: 16, past: 15 }).prefill.maxPositions).toBe(16);
