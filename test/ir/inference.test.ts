@@ -4,95 +4,30 @@
  * steps equal those of the full forward on the same tokens (within 1e-5), for a
  * GPT-style model (learned position embeddings), a LLaMA-style one (rope,
  * RMSNorm, SwiGLU) and std.nn's Llama (grouped-query attention: 4 query heads
- * share 2 key/value heads, and the cache holds the 2), for one sequence and for a left-padded batch of prompts of
- * different lengths; and what the derivation refuses, it names.
+ * share 2 key/value heads, and the cache holds the 2), for one sequence and
+ * for a left-padded batch of prompts of different lengths; and what the
+ * derivation refuses, it names.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { checkFiles, type ModuleInfo } from '../../src/check/index.js';
+import type { ModuleInfo } from '../../src/check/index.js';
 import { GraphBuilder } from '../../src/ir/builder.js';
 import type { Graph } from '../../src/ir/graph.js';
 import { deriveCachedGraph } from '../../src/ir/lower/inference.js';
-import { lowerForward, lowerGenerationGraphs } from '../../src/ir/lower/inferenceStage.js';
+import { lowerForward, stageGraphSource } from '../../src/ir/lower/inferenceStage.js';
 import { optimize } from '../../src/ir/passes/index.js';
 import { makeTensor } from '../../src/ir/tensor.js';
 import { verifyGraph } from '../../src/ir/verify.js';
 import { createSession, ort, type OrtSession, type OrtTensor } from '../../src/runtime/ort.js';
-import { Prng } from '../../src/runtime/prng.js';
 import { emitModel } from '../../targets/onnx/emit.js';
-
-export const GENERATION_RECIPE = `import std.nn     { Embedding, RMSNorm, RotarySelfAttention, SwiGLU, Linear, Transformer, Llama }
-import std.losses { next_token }
-
-tokenizer tok = chars("abcdefghij \\n", specials: [pad, bos, eos])
-
-# A LLaMA-style decoder: rope attention, RMSNorm, SwiGLU, no position table.
-block RopeBlock(d: dim, heads: dim, ctx: dim) where d % heads == 0 {
-  norm1 = RMSNorm(d)
-  attn  = RotarySelfAttention(d, heads, ctx)
-  norm2 = RMSNorm(d)
-  ff    = SwiGLU(d, 2 * d)
-  forward(x: f32[B, T, d]) -> f32[B, T, d] where T <= ctx {
-    let h = x + attn(norm1(x))
-    h + ff(norm2(h))
-  }
-}
-
-block RopeLM(vocab: dim, ctx: dim, dim: dim, layers: dim, heads: dim) where dim % heads == 0 {
-  embed  = Embedding(vocab, dim)
-  blocks = stack(layers, RopeBlock(dim, heads, ctx))
-  norm   = RMSNorm(dim)
-  head   = Linear(dim, vocab, bias: false)
-  forward(tokens: i64[B, T]) -> f32[B, T, vocab] where T <= ctx {
-    head(norm(blocks(embed(tokens))))
-  }
-}
-
-model llama = RopeLM(vocab: tok.vocab, ctx: 16, dim: 16, layers: 2, heads: 2)
-model gpt   = Transformer(vocab: tok.vocab, ctx: 16, dim: 16, layers: 2, heads: 2)
-model gqa   = Llama(vocab: tok.vocab, ctx: 16, dim: 16, layers: 2, heads: 4, kv_heads: 2, hidden: 32)
-dataset corpus = text("corpus.txt", tokenizer: tok, block: 16)
-
-stage rotary: train llama on corpus {
-  loss  = next_token(llama(batch.tokens), batch.tokens)
-  steps = 1
-}
-
-stage learned: train gpt on corpus {
-  loss  = next_token(gpt(batch.tokens), batch.tokens)
-  steps = 1
-}
-
-stage grouped: train gqa on corpus {
-  loss  = next_token(gqa(batch.tokens), batch.tokens)
-  steps = 1
-}
-`;
+import { GENERATION_STAGES, generationModule, randomWeights } from '../runtime/generate.harness.js';
 
 let module: ModuleInfo;
 
 beforeAll(() => {
-  const dir = mkdtempSync(join(tmpdir(), 'ptr-kv-'));
-  writeFileSync(join(dir, 'gen.pt-recipe'), GENERATION_RECIPE);
-  writeFileSync(join(dir, 'corpus.txt'), 'abc def ghij '.repeat(20));
-  const result = checkFiles([join(dir, 'gen.pt-recipe')]);
-  expect(result.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
-  module = result.entryModules[0]!;
+  module = generationModule();
 });
 
-/** Weights of every parameter input, normal(0, 0.3): large enough that the logits differ clearly between tokens. */
-function weights(g: Graph, seed: number): Map<string, Float32Array> {
-  const prng = new Prng(seed);
-  const out = new Map<string, Float32Array>();
-  for (const v of g.inputs) {
-    if (!v.inputName!.includes('.') || v.inputName!.startsWith('past.')) continue;
-    const n = v.shape.reduce((a, b) => a * b, 1);
-    out.set(v.inputName!, Float32Array.from({ length: n }, () => 0.3 * prng.normal()));
-  }
-  return out;
-}
+const weights = randomWeights;
 
 async function session(g: Graph, w: ReadonlyMap<string, Float32Array>): Promise<OrtSession> {
   verifyGraph(g, 'derived');
@@ -102,6 +37,11 @@ async function session(g: Graph, w: ReadonlyMap<string, Float32Array>): Promise<
 const i64 = (values: readonly number[], dims: readonly number[]): OrtTensor => new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), [...dims]);
 const bool = (values: readonly boolean[], dims: readonly number[]): OrtTensor => new ort.Tensor('bool', Uint8Array.from(values, Number), [...dims]);
 const f32 = (t: OrtTensor): Float32Array => t.data as Float32Array;
+
+function generationGraphs(stage: string, batch: number, prompt: number, past: number) {
+  const source = stageGraphSource(module, stage);
+  return { prefill: source.prefill(batch, prompt), decode: source.decode(batch, past) };
+}
 
 /** Full-forward logits of one sequence, [T, V]. */
 async function fullLogits(stage: string, tokens: readonly number[], w: ReadonlyMap<string, Float32Array>): Promise<Float32Array> {
@@ -129,7 +69,7 @@ async function cachedLogits(stage: string, prompts: readonly (readonly number[])
   const S = Math.max(...prompts.map((p) => p.length));
   const steps = next[0]!.length;
   const C = S + steps - 1;
-  const { prefill, decode } = lowerGenerationGraphs(module, stage, { batch: B, prompt: S, past: C });
+  const { prefill, decode } = generationGraphs(stage, B, S, C);
   const V = prefill.graph.outputs[0]!.value.shape[2]!;
   const pre = await session(prefill.graph, w);
   const dec = await session(decode.graph, w);
@@ -196,9 +136,8 @@ async function cachedLogits(stage: string, prompts: readonly (readonly number[])
 }
 
 describe('prefill + decode steps equal the full forward (onnxruntime, |Δ| ≤ 1e-5)', () => {
-  const LABELS: Record<string, string> = { learned: 'GPT-style (learned positions)', rotary: 'LLaMA-style (rope)', grouped: 'grouped-query attention (std.nn Llama)' };
-  for (const stage of ['learned', 'rotary', 'grouped']) {
-    it(`${LABELS[stage]}: one sequence, 5 prompt tokens and 6 decode steps`, async () => {
+  for (const [stage, label] of Object.entries(GENERATION_STAGES)) {
+    it(`${label}: one sequence, 5 prompt tokens and 6 decode steps`, async () => {
       const w = weights(lowerForward(module, stage, 1, 1), 1);
       const sequence = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5];
       const rows = await cachedLogits(stage, [sequence.slice(0, 5)], [sequence.slice(5)], w);
@@ -208,7 +147,7 @@ describe('prefill + decode steps equal the full forward (onnxruntime, |Δ| ≤ 1
       rows[0]!.forEach((l, t) => expect(maxDiff(l, full.subarray(t * V, (t + 1) * V)), `position ${t}`).toBeLessThan(1e-5));
     });
 
-    it(`${LABELS[stage]}: a left-padded batch of prompts of lengths 2, 6 and 4, 4 decode steps`, async () => {
+    it(`${label}: a left-padded batch of prompts of lengths 2, 6 and 4, 4 decode steps`, async () => {
       const w = weights(lowerForward(module, stage, 1, 1), 2);
       const prompts = [
         [7, 2],
@@ -234,7 +173,7 @@ describe('prefill + decode steps equal the full forward (onnxruntime, |Δ| ≤ 1
 
 describe('the derived graphs', () => {
   it('have one cache per attention block, named by its scope, and the inputs and outputs the runtime feeds', () => {
-    const { prefill, decode } = lowerGenerationGraphs(module, 'rotary', { batch: 3, prompt: 5, past: 9 });
+    const { prefill, decode } = generationGraphs('rotary', 3, 5, 9);
     expect(prefill.sites.map((s) => s.block)).toEqual(['llama.blocks.0.attn', 'llama.blocks.1.attn']);
     expect(prefill.sites[0]).toMatchObject({ pastKey: 'past.llama.blocks.0.attn.key', presentValue: 'present.llama.blocks.0.attn.value', keyShape: [3, 2, 1, 8] });
     const io = (g: Graph) => ({
@@ -256,14 +195,14 @@ describe('the derived graphs', () => {
     ]);
     expect(io(decode.graph).outputs[1]).toBe('present.llama.blocks.0.attn.key: [3, 2, 1, 8]');
     // Grouped-query attention caches its 2 key/value heads, not the 4 query heads they serve.
-    expect(lowerGenerationGraphs(module, 'grouped', { batch: 1, prompt: 2, past: 3 }).decode.sites[1]).toMatchObject({ block: 'gqa.blocks.1.attn', keyShape: [1, 2, 1, 4], valueShape: [1, 2, 1, 4] });
+    expect(stageGraphSource(module, 'grouped').decode(1, 3).sites[1]).toMatchObject({ block: 'gqa.blocks.1.attn', keyShape: [1, 2, 1, 4], valueShape: [1, 2, 1, 4] });
     // rope has no table to run out of; learned positions have 16 rows.
     expect(prefill.maxPositions).toBeNull();
-    expect(lowerGenerationGraphs(module, 'learned', { batch: 1, prompt: 16, past: 15 }).prefill.maxPositions).toBe(16);
+    expect(stageGraphSource(module, 'learned').prefill(1, 16).maxPositions).toBe(16);
   });
 
   it("with present: 'all', present is the past followed by the new keys and values", () => {
-    const { decode } = lowerGenerationGraphs(module, 'learned', { batch: 2, prompt: 3, past: 7 }, 'all');
+    const decode = stageGraphSource(module, 'learned', 'all').decode(2, 7);
     expect(decode.graph.outputs.slice(1).map((o) => o.value.shape)).toEqual(new Array(4).fill([2, 2, 8, 8]));
   });
 

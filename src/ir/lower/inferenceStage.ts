@@ -13,19 +13,17 @@ import { Env, Lowerer } from './interp.js';
 import { modelParams, type ParamInfo } from './models.js';
 import { describeLV, LoweringError } from './values.js';
 
-/** Batch and lengths of a pair of generation graphs. */
-export interface GenerationSizes {
-  /** B: sequences generated together. */
-  readonly batch: number;
-  /** S of the prefill graph: the (left-padded) prompt length. */
-  readonly prompt: number;
-  /** C of the decode graph: cache slots before the new token. */
-  readonly past: number;
-}
-
-export interface GenerationGraphs {
-  readonly prefill: CachedGraph;
-  readonly decode: CachedGraph;
+/**
+ * A model's generation graphs at any sizes: what the runtime's generator asks
+ * for as it learns the batch and the prompt lengths.
+ */
+export interface GenerationGraphSource {
+  /** The prompt: `batch` sequences of `length` tokens, no cache. */
+  prefill(batch: number, length: number): CachedGraph;
+  /** One token per sequence after `past` cache slots. */
+  decode(batch: number, past: number): CachedGraph;
+  /** The plain forward on [batch, length] tokens (the reference without a cache). */
+  forward(batch: number, length: number): Graph;
 }
 
 /**
@@ -65,9 +63,11 @@ export function logitsProblem(forward: Graph, vocab: number): string | null {
   return `its output is [${shape.join(', ')}], not next-token logits [batch, length, ${vocab}]`;
 }
 
-/** The prefill and decode graphs of a stage's model at `sizes`. */
-export function lowerGenerationGraphs(module: ModuleInfo, stageName: string, sizes: GenerationSizes, present: CacheOptions['present'] = 'new'): GenerationGraphs {
-  const prefill = deriveCachedGraph(lowerForward(module, stageName, sizes.batch, sizes.prompt), { past: 0, present });
-  const decode = deriveCachedGraph(lowerForward(module, stageName, sizes.batch, 1), { past: sizes.past, present });
-  return { prefill, decode };
+/** The generation graphs of a stage's model (its target), lowered on demand. */
+export function stageGraphSource(module: ModuleInfo, stageName: string, present: CacheOptions['present'] = 'new'): GenerationGraphSource {
+  return {
+    prefill: (batch, length) => deriveCachedGraph(lowerForward(module, stageName, batch, length, 'prefill'), { past: 0, present }),
+    decode: (batch, past) => deriveCachedGraph(lowerForward(module, stageName, batch, 1, 'decode'), { past, present }),
+    forward: (batch, length) => lowerForward(module, stageName, batch, length),
+  };
 }
