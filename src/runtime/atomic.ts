@@ -7,6 +7,7 @@
 import { closeSync, fchmodSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { withPath } from './errors.js';
 
 /** Options of {@link writeFileAtomic}. */
 export interface AtomicWriteOptions {
@@ -16,36 +17,52 @@ export interface AtomicWriteOptions {
 
 /** Writes `data` to `path` atomically (same-directory temp file, fsync, rename, directory fsync). */
 export function writeFileAtomic(path: string, data: Uint8Array | string, options: AtomicWriteOptions = {}): void {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  writeFileAtomicWith(
+    path,
+    (fd) => {
+      let written = 0;
+      while (written < bytes.byteLength) written += writeSync(fd, bytes, written, bytes.byteLength - written);
+    },
+    options,
+  );
+}
+
+/**
+ * Creates `path` atomically with the bytes `write` puts into the open file (any
+ * size, written in pieces): a temp file beside it, fsync, rename, directory
+ * fsync. A failure (a full disk) removes the temp file and throws a
+ * FileSystemError naming `path` and what to do.
+ */
+export function writeFileAtomicWith(path: string, write: (fd: number) => void, options: AtomicWriteOptions = {}): void {
   const dir = dirname(path);
   // Same directory, so the rename never crosses a file system; the random part keeps
   // concurrent writers (and leftovers of a killed one) from colliding.
   const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  // Created private when a mode is given, so the file is never more open than asked for.
-  const fd = openSync(temp, 'wx', options.mode === undefined ? 0o644 : 0o600);
-  let renamed = false;
-  try {
+  withPath(path, () => {
+    // Created private when a mode is given, so the file is never more open than asked for.
+    const fd = openSync(temp, 'wx', options.mode === undefined ? 0o644 : 0o600);
+    let renamed = false;
     try {
-      if (options.mode !== undefined) fchmodSync(fd, options.mode);
-      const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-      let written = 0;
-      while (written < bytes.byteLength) {
-        written += writeSync(fd, bytes, written, bytes.byteLength - written);
-      }
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, path);
-    renamed = true;
-  } finally {
-    if (!renamed) {
       try {
-        unlinkSync(temp);
-      } catch {
-        // Already gone: nothing to clean up.
+        if (options.mode !== undefined) fchmodSync(fd, options.mode);
+        write(fd);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(temp, path);
+      renamed = true;
+    } finally {
+      if (!renamed) {
+        try {
+          unlinkSync(temp);
+        } catch {
+          // Already gone: nothing to clean up.
+        }
       }
     }
-  }
+  }, { replacePath: true });
   syncDirectory(dir);
 }
 
