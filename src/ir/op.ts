@@ -29,6 +29,8 @@ export interface LoweringContext {
   constInt64(values: readonly number[], dims?: readonly number[]): string;
   constFloat(values: readonly number[], dims?: readonly number[]): string;
   constBool(values: readonly boolean[], dims?: readonly number[]): string;
+  /** An int8 constant (the zero point that makes QuantizeLinear produce int8). */
+  constInt8(values: readonly number[], dims?: readonly number[]): string;
 }
 
 export interface OpDef {

@@ -107,6 +107,7 @@ export function lowerNodes(graph: Graph, prefix = ''): LoweredNodes {
     constInt64: (values, dims) => constant('i64', values, dims ?? [values.length]),
     constFloat: (values, dims) => constant('f32', values, dims ?? [values.length]),
     constBool: (values, dims) => constant('bool', values.map(Number), dims ?? [values.length]),
+    constInt8: (values, dims) => constant('i8', values, dims ?? [values.length]),
   };
 
   for (const node of graph.nodes) {
