@@ -4,6 +4,7 @@
  * (check/stageRules.ts DEPLOY_FORMATS). A target turns graphs and weights into
  * files; the caller writes them (atomically) and reads the checkpoint.
  */
+import type { ModuleInfo } from '../src/check/modules.js';
 import type { Graph } from '../src/ir/graph.js';
 
 export interface DeployRequest {
@@ -15,6 +16,8 @@ export interface DeployRequest {
   readonly graphs: Readonly<Record<string, Graph>>;
   /** The trained weights by graph input name. */
   readonly weights: ReadonlyMap<string, Float32Array>;
+  /** The recipe's module, for targets that describe the model itself (hf: its architecture and config.json). */
+  readonly module?: ModuleInfo;
 }
 
 export interface DeployOutput {

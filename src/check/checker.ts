@@ -63,6 +63,11 @@ export class Checker implements InstantiationContext {
     this.blocks.checkFnGeneric(decl, module);
   }
 
+  /** Instantiates a block with every argument given (a built-in that builds a library block: pretrained(...)). */
+  instantiateBlock(decl: BlockDecl, module: ModuleInfo, args: ReadonlyMap<string, Ty>, callSpan: Span): ModelInstance | null {
+    return this.blocks.instantiate(decl, module, args, callSpan);
+  }
+
   // ------------------------------------------------------------ reporting
 
   /**

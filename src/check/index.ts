@@ -4,11 +4,11 @@
  * is a diagnostic, and an internal failure of one check becomes an
  * `internal-error` diagnostic instead of a crash.
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Recipe, Span } from '../language/ast.js';
 import { DiagnosticBag, fileStartSpan, type Diagnostic, type SourceFile } from '../language/diagnostics.js';
 import { Checker } from './checker.js';
-import { ModuleLoader, readFromDisk, type ModuleInfo, type ReadFile } from './modules.js';
+import { displayPath, ModuleLoader, readFromDisk, type ModuleInfo, type ReadFile } from './modules.js';
 import { CheckServices } from './services.js';
 import { checkStages } from './stages.js';
 import { summarizeModule, type DeclarationSummary } from './summary.js';
@@ -78,6 +78,16 @@ function checkEntries(entries: readonly { text: string; path: string }[], option
   const services = new CheckServices(bag, read, loader.modules, extraSources);
   const checker = new Checker(bag, services);
   checker.allModules = () => loader.modules.values();
+  services.stdlib = {
+    load: (name) => {
+      const absPath = join(loader.stdlibDir, 'std', `${name}.pt-recipe`);
+      const loaded = loader.modules.get(absPath);
+      if (loaded) return loaded;
+      const text = read(absPath);
+      return text === null ? null : loader.loadText(text, displayPath(absPath), absPath);
+    },
+    instantiate: (decl, module, args, span) => checker.instantiateBlock(decl, module, args, span),
+  };
 
   const declarations: DeclarationSummary[] = [];
   for (const module of loader.modules.values()) {
@@ -96,7 +106,10 @@ function checkEntries(entries: readonly { text: string; path: string }[], option
     }, span);
   }
 
-  for (const m of loader.modules.values()) for (const [path, size] of services.tokenizerVocab) m.facts.tokenizerVocab.set(path, size);
+  for (const m of loader.modules.values()) {
+    for (const [path, size] of services.tokenizerVocab) m.facts.tokenizerVocab.set(path, size);
+    for (const [dir, facts] of services.pretrained) m.facts.pretrained.set(dir, facts);
+  }
   const sources = new Map<string, SourceFile>();
   const recipes = new Map<string, Recipe>();
   for (const m of loader.modules.values()) {

@@ -10,6 +10,7 @@ import type { Declaration, DeployDecl, Identifier, ImportDecl, Recipe, Span, Sta
 import { didYouMean, SourceFile, type DiagnosticBag } from '../language/diagnostics.js';
 import { parseRecipe } from '../language/parser.js';
 import { isBuiltinName } from './builtins.js';
+import type { PretrainedFacts } from './pretrained.js';
 import type { Ty } from './types.js';
 
 export type NamedDeclaration = Extract<Declaration, { readonly name: Identifier }>;
@@ -47,6 +48,8 @@ export interface CheckedFacts {
   readonly tokenizerVocab: Map<string, number>;
   /** Each deploy with a known target format, and its settings as typed by the checker. */
   readonly deploys: { readonly decl: DeployDecl; readonly format: string; readonly settings: ReadonlyMap<string, Ty> }[];
+  /** What pretrained("DIR") read (config, architecture, where each weight is), by absolute folder. */
+  readonly pretrained: Map<string, PretrainedFacts>;
 }
 
 /** The folder holding `std/`, found by walking up from this file (works from src/ and from dist/). */
@@ -116,7 +119,7 @@ export class ModuleLoader {
       stages: new Map(),
       imports: new Map(),
       isStdlib: absPath.startsWith(this.stdlibDir),
-      facts: { stageSettings: new Map(), tokenizerVocab: new Map(), deploys: [] },
+      facts: { stageSettings: new Map(), tokenizerVocab: new Map(), deploys: [], pretrained: new Map() },
     };
     this.modules.set(absPath, info);
     this.collectDeclarations(info);

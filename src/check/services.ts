@@ -7,7 +7,9 @@
 import { dirname, resolve } from 'node:path';
 import type { Span, StageDecl } from '../language/ast.js';
 import { didYouMean, SourceFile, type DiagnosticBag } from '../language/diagnostics.js';
+import type { BlockDecl } from '../language/ast.js';
 import type { BuiltinServices, CallSite, CharTokenizer, DataFile, EncodablePiece } from './builtins.js';
+import type { PretrainedFacts } from './pretrained.js';
 import { formatDim, mulDims, symDim, type Dim } from './dims.js';
 import { displayPath, type ModuleInfo, type ReadFile } from './modules.js';
 import { DATASET_FORMATS, isDatasetFormat, type BatchDim } from './dataSchema.js';
@@ -51,6 +53,13 @@ function hasLoraWeight(layer: ModelInstance): boolean {
   return w?.k === 'param' && !w.type.shape.ellipsis && w.type.shape.dims.length === 2;
 }
 
+/** What the checker lends built-ins that build models from library blocks (pretrained(...)). */
+export interface StdlibAccess {
+  /** The module std.`name`, loaded if no recipe imports it; null when it cannot be read. */
+  load(name: string): ModuleInfo | null;
+  instantiate(decl: BlockDecl, module: ModuleInfo, args: ReadonlyMap<string, Ty>, callSpan: Span): ModelInstance | null;
+}
+
 export class CheckServices implements BuiltinServices {
   constructor(
     private readonly bag: DiagnosticBag,
@@ -70,6 +79,29 @@ export class CheckServices implements BuiltinServices {
 
   noteTokenizerVocab(absPath: string, size: number): void {
     this.tokenizerVocab.set(absPath, size);
+  }
+
+  /** What pretrained(...) read, by absolute folder (a checker fact lowering and the runtime read). */
+  readonly pretrained = new Map<string, PretrainedFacts>();
+
+  notePretrained(facts: PretrainedFacts): void {
+    this.pretrained.set(facts.dir, facts);
+  }
+
+  /** Set by check/index.ts: loading a standard-library module, and the checker's instantiation of blocks. */
+  stdlib: StdlibAccess | null = null;
+
+  stdBlock(module: string, block: string, site: CallSite): { decl: BlockDecl; module: ModuleInfo } | null {
+    const info = this.stdlib?.load(module) ?? null;
+    const decl = info?.decls.get(block);
+    if (info && decl?.kind === 'BlockDecl') return { decl, module: info };
+    site.report('unknown-module', `${site.name}: the standard library has no block std.${module}.${block}`, site.span);
+    return null;
+  }
+
+  instantiate(decl: BlockDecl, module: ModuleInfo, args: ReadonlyMap<string, Ty>, site: CallSite): ModelInstance | null {
+    if (!this.stdlib) throw new Error('CheckServices.stdlib is not set');
+    return this.stdlib.instantiate(decl, module, args, site.span);
   }
 
   readDataFile(path: string, span: Span, maxBytes = Infinity): DataFile | null {

@@ -265,4 +265,11 @@ export const DEPLOY_FORMATS: Readonly<Record<string, { readonly settings: Readon
     },
     required: ['out'],
   },
+  hf: {
+    settings: {
+      precision: { check: anySymbol, symbols: ['fp32', 'fp16', 'bf16'] },
+      out: { check: str },
+    },
+    required: ['out'],
+  },
 };

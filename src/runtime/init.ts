@@ -6,6 +6,7 @@
 import type { PlannedParam } from '../ir/lower/plan.js';
 import { Prng } from './prng.js';
 import { sizeOf } from '../ir/tensor.js';
+import { PretrainedWeights } from './hfCheckpoint.js';
 
 /** Reads a tensor of a stage's checkpoint: (model, stage, name, expected shape). */
 export type CheckpointTensors = (model: string, stage: string, name: string, shape: readonly number[]) => Float32Array;
@@ -13,6 +14,7 @@ export type CheckpointTensors = (model: string, stage: string, name: string, sha
 export function initialParams(params: readonly PlannedParam[], seed: number, fromCheckpoint?: CheckpointTensors): Map<string, Float32Array> {
   const prng = new Prng(seed);
   const out = new Map<string, Float32Array>();
+  const pretrained = new PretrainedWeights();
   for (const p of params) {
     const n = sizeOf(p.shape);
     const data = new Float32Array(n);
@@ -39,6 +41,9 @@ export function initialParams(params: readonly PlannedParam[], seed: number, fro
         data.set(src);
         break;
       }
+      case 'pretrained':
+        data.set(pretrained.read(init, p.input, p.shape));
+        break;
     }
     out.set(p.input, data);
   }

@@ -17,6 +17,7 @@ import type { GraphBuilder } from '../builder.js';
 import type { Value } from '../graph.js';
 import type { DType } from '../tensor.js';
 import { callTensorBuiltin, isTensorBuiltin } from './builtins.js';
+import { pretrainedModel } from './pretrained.js';
 import { joinPath, renameOwner, withAdapters, type Member, type ModelNode, type ModelTemplate, type ParamInfo, type Init } from './models.js';
 import type { BatchMeanDivisors, TensorBuiltinHost } from './types.js';
 import { asBool, asInt, asNumber, describeLV, LoweringError, type DatasetSpec, type LV, type TokenizerSpec } from './values.js';
@@ -479,6 +480,8 @@ export class Lowerer implements TensorBuiltinHost {
         const rank = asInt(args.get('rank')!, 'rank');
         return { k: 'model', m: withAdapters(m.m, rank, asNumber(args.get('alpha')!, 'alpha'), asNumber(args.get('dropout')!, 'dropout'), targets) };
       }
+      case 'pretrained':
+        return { k: 'model', m: pretrainedModel(this, env.module, resolve(base, (args.get('path') as { s: string }).s)) };
       case 'frozen': {
         const m = args.get('model')!;
         if (m.k === 'model') return { k: 'model', m: { ...m.m, frozen: true } };
@@ -632,7 +635,7 @@ export class Lowerer implements TensorBuiltinHost {
 function copyModel(src: ModelNode, path: string, owner: string, checkpoint: { model: string; stage: string } | null = null): ModelNode {
   const members = new Map<string, Member>();
   const init = (p: ParamInfo): Init =>
-    p.init.kind === 'checkpoint' ? p.init : checkpoint ? { kind: 'checkpoint', model: checkpoint.model, stage: checkpoint.stage, name: p.name } : { kind: 'copy', from: p };
+    p.init.kind === 'checkpoint' || (p.init.kind === 'pretrained' && !checkpoint) ? p.init : checkpoint ? { kind: 'checkpoint', model: checkpoint.model, stage: checkpoint.stage, name: p.name } : { kind: 'copy', from: p };
   for (const [k, m] of src.members) {
     if (m.k === 'param') members.set(k, { k: 'param', p: { ...m.p, name: joinPath(path, k), owner, init: init(m.p) } });
     else if (m.k === 'model') members.set(k, { k: 'model', m: copyModel(m.m, joinPath(path, k), owner, checkpoint) });

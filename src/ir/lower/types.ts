@@ -80,7 +80,12 @@ export type Init =
   /** Starts from another model's initial value (a head built on a model with no checkpoint). */
   | { readonly kind: 'copy'; readonly from: ParamInfo }
   /** Starts from a stage's final checkpoint of a model (`policy @ sft`, or the stage a model was last trained in). */
-  | { readonly kind: 'checkpoint'; readonly model: string; readonly stage: string; readonly name: string };
+  | { readonly kind: 'checkpoint'; readonly model: string; readonly stage: string; readonly name: string }
+  /**
+   * Starts from tensor `tensor` of the Hugging Face checkpoint in folder `dir` (`pretrained("DIR")`),
+   * transposed when the file keeps [out, in]; `tensor` is null when the folder has no weights.
+   */
+  | { readonly kind: 'pretrained'; readonly dir: string; readonly tensor: string | null; readonly transposed: boolean };
 
 export interface ParamInfo {
   /** Relative to its recipe-level model: `blocks.0.attn.qkv.w`. */
@@ -118,6 +123,8 @@ export interface ModelNode {
   readonly adapter?: { readonly scale: number; readonly dropout: number };
   /** A LoRA model: only adapter matrices are trained. */
   readonly adapted?: boolean;
+  /** The Hugging Face checkpoint folder this model was read from (`pretrained("DIR")`), absolute. */
+  readonly pretrained?: string;
 }
 
 /** What a tensor built-in (`builtins.ts`) needs from the interpreter that calls it. */
