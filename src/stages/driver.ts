@@ -128,7 +128,7 @@ export async function runPipeline(module: ModuleInfo, options: PipelineOptions, 
       const t = d.settings.get(name);
       return t?.k === 'str' ? t.value : t?.k === 'symbol' ? t.name : null;
     };
-    const result = deploy(plan, d.format, setting('precision') ?? 'fp32', setting('out')!, options.runDir);
+    const result = deploy(plan, d.format, setting('precision') ?? 'fp32', setting('out')!, options.runDir, module);
     if (result.notDone) notRun.push({ what, why: result.notDone });
     else deployed.push(`${what} → ${result.written}`);
   }
@@ -140,14 +140,14 @@ function exprName(e: Expression): string {
 }
 
 /** Writes one deploy's artifacts into `out` from the stage's latest checkpoint. */
-function deploy(plan: StagePlan, format: string, precision: string, out: string, runDir: string): { notDone: string | null; written: string } {
+function deploy(plan: StagePlan, format: string, precision: string, out: string, runDir: string, module: ModuleInfo): { notDone: string | null; written: string } {
   const target = DEPLOY_TARGETS[format];
   if (!target) return { notDone: `no module writes ${format} artifacts`, written: '' };
   const dir = latestCheckpointDir(runDir, plan.stage);
   if (!dir) return { notDone: `no checkpoint of stage ${plan.stage} in ${runDir}`, written: '' };
   const own = plan.params.filter((p) => p.model === plan.model);
   const weights = loadCheckpoint(dir, own, null).params;
-  const output = target.deploy({ format, model: plan.model, stage: plan.stage, precision, graphs: plan.graphs, weights });
+  const output = target.deploy({ format, model: plan.model, stage: plan.stage, precision, graphs: plan.graphs, weights, module });
   if (output.notDone) return { notDone: output.notDone, written: '' };
   mkdirSync(out, { recursive: true });
   for (const f of output.files) writeFileAtomic(join(out, f.name), f.bytes);
