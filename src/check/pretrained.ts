@@ -164,7 +164,7 @@ function configReader(json: Record<string, unknown>, file: string, fail: (messag
 // ------------------------------------------------------------------ weights
 
 /** A tensor's entry in a safetensors header: dtype, shape, and where its bytes lie in its file. */
-export interface HeaderEntry {
+interface HeaderEntry {
   readonly dtype: string;
   readonly shape: readonly number[];
   /** Byte offsets in the file. */
@@ -173,12 +173,12 @@ export interface HeaderEntry {
 }
 
 /** A tensor of a checkpoint folder and the file that holds it. */
-export interface CheckpointEntry extends HeaderEntry {
+interface CheckpointEntry extends HeaderEntry {
   readonly file: string;
 }
 
 /** What a checkpoint folder holds: its tensors, or no weights (and a PyTorch file, if that is what it has). */
-export type CheckpointContents = { readonly tensors: ReadonlyMap<string, CheckpointEntry> } | { readonly tensors: null; readonly torchFile: string | null };
+type CheckpointContents = { readonly tensors: ReadonlyMap<string, CheckpointEntry> } | { readonly tensors: null; readonly torchFile: string | null };
 
 type Reporter = (code: string, message: string, options?: DiagnosticOptions) => void;
 
@@ -186,9 +186,9 @@ type Reporter = (code: string, message: string, options?: DiagnosticOptions) => 
  * The tensors of a checkpoint folder, from the headers of DIR/model.safetensors
  * or of the shards DIR/model.safetensors.index.json lists (no weights are read).
  * Throws an Error naming the file and the problem when a file is malformed or
- * the index disagrees with its shards. Shared by the checker and the runtime.
+ * the index disagrees with its shards.
  */
-export function readCheckpointContents(dir: string): CheckpointContents {
+function readCheckpointContents(dir: string): CheckpointContents {
   const single = join(dir, 'model.safetensors');
   if (existsSync(single)) return { tensors: new Map([...readSafetensorsHeader(single)].map(([k, v]) => [k, { ...v, file: single }])) };
   const indexPath = join(dir, 'model.safetensors.index.json');
@@ -289,7 +289,7 @@ function readWeights(dir: string, arch: HfArchitecture, choice: BlockChoice, rep
  * A safetensors file's header: each tensor's dtype and shape, read without
  * its data. Throws an Error naming the file and what is wrong.
  */
-export function readSafetensorsHeader(path: string): Map<string, HeaderEntry> {
+function readSafetensorsHeader(path: string): Map<string, HeaderEntry> {
   const shown = displayPath(path);
   const fd = openSync(path, 'r');
   try {
