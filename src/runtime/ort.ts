@@ -2,12 +2,13 @@
  * The bridge to onnxruntime-node: sessions on CPU or CUDA, and conversion
  * between reference tensors (float64 data) and ORT tensors.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { decodeHalf, encodeHalf } from '../ir/floatBits.js';
 import { castValue, type DType, type Tensor } from '../ir/tensor.js';
+import { cudaFallbacks, formatFallbacks, legalizeForCuda } from './cudaCheck.js';
 import { UserError } from './errors.js';
 
 export type OrtTensor = InstanceType<typeof ort.Tensor>;
@@ -29,13 +30,31 @@ export async function createSession(model: Uint8Array | string, device: Device =
     // uses (eval beside training) would take CPU from the one that is working.
     ...(idleOften ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
   };
-  if (device === 'cuda') requireCuda();
+  if (device === 'cuda') {
+    requireCuda();
+    const bytes = typeof model === 'string' ? readFileSync(model) : model;
+    const prepared = prepareForCuda(bytes, typeof model === 'string' ? model : 'the model');
+    // A model loaded by path keeps its path when nothing was rewritten (external data is found beside it).
+    if (prepared !== bytes) model = prepared;
+  }
   try {
     return typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
   } catch (e) {
     if (device === 'cuda') throw new DeviceError(`--device cuda: onnxruntime could not start its CUDA execution provider: ${(e as Error).message}`);
     throw e;
   }
+}
+
+/**
+ * A model as the CUDA provider should get it: ops without a CUDA kernel
+ * rewritten (cudaCheck.ts), and a warning on stderr for any node that would
+ * still run on the CPU (each step, with copies to and from the GPU around it).
+ */
+function prepareForCuda(model: Uint8Array, what: string): Uint8Array {
+  const legal = legalizeForCuda(model);
+  const left = cudaFallbacks(legal);
+  if (left.length) process.stderr.write(`warning: ${left.length} node${left.length > 1 ? 's' : ''} of ${what} would run on the CPU, not on CUDA:\n${formatFallbacks(left)}\n`);
+  return legal;
 }
 
 const CUDA_HELP = "install it with 'npm run setup:cuda' on a machine with CUDA 12 and cuDNN 9, or use --device cpu";
