@@ -257,4 +257,21 @@ stage b: train tuned on corpus { loss = next_token(tuned(batch.tokens), batch.to
     // The step trained (almost) every tensor: what came back is the trained model, not the original.
     expect(changed).toBeGreaterThan(trained.size / 2);
   });
+
+  it('examples/hf/finetune.pt-recipe: SFT and DPO of an imported model, exported to hf (with its tokenizer) and onnx', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ptr-hf-example-'));
+    cpSync(resolve('examples/hf'), join(dir, 'hf'), { recursive: true });
+    cpSync(resolve('examples/arith/data'), join(dir, 'arith', 'data'), { recursive: true });
+    const cwd = join(dir, 'hf');
+    const r = spawnSync(process.execPath, [resolve('bin/ptr.js'), 'run', 'finetune.pt-recipe', '--steps', '3'], { cwd, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/deploy policy @ align to hf → out\/tiny-llama-aligned\/config\.json — Llama as llama, 21 tensors in float32; tokenizer\.json from /);
+    expect(readdirSync(join(cwd, 'out', 'tiny-llama-aligned')).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json']);
+    expect(readFileSync(join(cwd, 'out', 'tiny-llama-aligned', 'tokenizer.json'))).toEqual(readFileSync(join(cwd, 'tiny-llama', 'tokenizer.json')));
+    expect(existsSync(join(cwd, 'out', 'tiny-llama-aligned-onnx', 'model.onnx'))).toBe(true);
+    // The exported folder is itself a checkpoint pretrained(...) reads, with the aligned weights.
+    const aligned = readSafetensors(join(cwd, 'runs', 'finetune', 'checkpoints', 'align', 'step-000003', 'model.safetensors')).tensors;
+    const again = initialParams(planStage(recipe(join(cwd, 'out', 'tiny-llama-aligned')), 's').params, 0);
+    for (const [name, t] of aligned) expect(maxAbsDiff(again.get(`m.${name}`)!, t.data as Float32Array), name).toBe(0);
+  });
 });

@@ -37,7 +37,7 @@ describe('standard library', () => {
 
 describe('example recipes', () => {
   it('has the documented examples', () => {
-    const expected = ['arith/pipeline', 'quickstart', 'distill', 'lora', 'constitutional'].map((n) => join('examples', `${n}.pt-recipe`));
+    const expected = ['arith/pipeline', 'quickstart', 'distill', 'lora', 'constitutional', 'hf/finetune'].map((n) => join('examples', `${n}.pt-recipe`));
     expect(EXAMPLES).toEqual(expect.arrayContaining(expected));
   });
   for (const path of EXAMPLES) it(`${path} checks without diagnostics`, () => expectClean(path));
@@ -90,6 +90,7 @@ describe('example data', () => {
       outputs: { 'corpus.txt': 'examples/arith/data', 'sft.jsonl': 'examples/arith/data', 'prefs.jsonl': 'examples/arith/data' },
     },
     { script: 'examples/data/make-corpus.mjs', outputs: { 'tiny-corpus.txt': 'examples/data', 'requests.jsonl': 'examples/data' } },
+    { script: 'examples/hf/make-model.mjs', outputs: { 'config.json': 'examples/hf/tiny-llama', 'model.safetensors': 'examples/hf/tiny-llama', 'tokenizer.json': 'examples/hf/tiny-llama' } },
   ];
   for (const g of generators) {
     it(`${g.script} reproduces the data kept in the repository`, () => {
