@@ -22,6 +22,7 @@ import { runCompile, runIr } from './compile.js';
 import { runGradcheck } from './gradcheck.js';
 import { runRun } from './run.js';
 import { runSample } from './sample.js';
+import { runGenerate } from './generate.js';
 import { UserError } from '../runtime/errors.js';
 import { NotYetSupported } from '../ir/lower/values.js';
 import { DiagnosticBag } from '../language/diagnostics.js';
@@ -54,6 +55,12 @@ function positiveNumber(value: string): number {
 function nonNegativeInt(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected an integer >= 0.');
+  return n;
+}
+
+function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number >= 0.');
   return n;
 }
 
@@ -187,8 +194,44 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     );
 
   program
+    .command('generate')
+    .description("generate replies from a train stage's latest checkpoint: one prompt, or a JSONL file of them")
+    .argument('<file>', 'a recipe file')
+    .addOption(stageOption())
+    .option('--run <dir>', 'run folder (default runs/<recipe name>)')
+    .option('--prompt <text>', 'one prompt, built as in training: after bos, or as the user message of a chat (default: a newline for text data, empty otherwise); printed as it is generated')
+    .option('--prompts <file>', 'a JSONL file of prompts, {"prompt": ...} per line (chat data: or {"messages": [...]}); one JSONL result per prompt')
+    .option('--system <text>', 'a system message before --prompt (chat data)')
+    .option('--out <file>', 'write the JSONL results here (default: stdout)')
+    .addOption(
+      new Option('--stop <text>', 'also stop when the generated text contains this (repeatable); generation always stops at eos')
+        .argParser((value: string, previous: string[]) => [...previous, value])
+        .default([] as string[], 'none'),
+    )
+    .addOption(new Option('--max-tokens <n>', 'most tokens per reply (default 300)').argParser(positiveInt))
+    .addOption(new Option('--temperature <x>', 'sampling temperature; 0 is greedy (default 0.8)').argParser(nonNegativeNumber))
+    .addOption(new Option('--top-k <k>', 'sample among the k most likely tokens (default: all)').argParser(positiveInt))
+    .addOption(new Option('--top-p <p>', 'sample among the most likely tokens whose probabilities reach p, in (0, 1] (default 1)').argParser(positiveNumber))
+    .addOption(new Option('--repetition-penalty <x>', 'divide the logits of tokens already in the sequence by x (default 1: off)').argParser(positiveNumber))
+    .addOption(new Option('--seed <n>', 'sampling seed (default 0); each prompt draws from its own stream').argParser(nonNegativeInt))
+    .addOption(new Option('--batch <n>', 'prompts generated together (default 16)').argParser(positiveInt))
+    .option('--no-cache', 'recompute the whole sequence for every token instead of using the KV cache (slower; for comparison)')
+    .addOption(new Option('--device <device>', 'where to run').choices(['cpu', 'cuda']).default('cpu'))
+    .addOption(new Option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)').argParser(positiveInt))
+    .addHelpText(
+      'after',
+      `\nExamples:\n  ptr generate examples/quickstart.pt-recipe --prompt "Once upon"\n  ptr generate examples/arith/pipeline.pt-recipe --stage sft --prompts questions.jsonl --temperature 0 --out answers.jsonl\n\n'ptr sample' is this command with one prompt and the older option name --tokens.\n${EXIT_HELP}`,
+    )
+    .action(
+      async (
+        file: string,
+        opts: { stage?: string; run?: string; prompt?: string; prompts?: string; system?: string; out?: string; stop?: string[]; maxTokens?: number; temperature?: number; topK?: number; topP?: number; repetitionPenalty?: number; seed?: number; batch?: number; cache?: boolean; device?: 'cpu' | 'cuda'; threads?: number },
+      ) => setCode(await runGenerate(io, file, opts)),
+    );
+
+  program
     .command('sample')
-    .description("generate text from a train stage's latest checkpoint")
+    .description("generate text from a train stage's latest checkpoint (ptr generate with one prompt)")
     .argument('<file>', 'a recipe file')
     .addOption(stageOption())
     .option('--run <dir>', 'run folder (default runs/<recipe name>)')
