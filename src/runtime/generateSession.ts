@@ -10,7 +10,9 @@
  *   decode graph has one shape for the whole generation, and a step copies one
  *   token's keys and values out instead of the whole cache.
  *   When a sequence reaches the context limit, every sequence is prefilled again
- *   from its head (bos) and its most recent tokens, and decoding goes on.
+ *   from its head (bos) and its most recent tokens (three quarters of the limit),
+ *   and decoding goes on: a prefill every quarter of the context instead of a
+ *   full forward at every token.
  * - `RecomputedLogits` runs the full forward on every sequence at every step
  *   (right-padded to a fixed length): the reference the cache must agree with,
  *   and the baseline of the generation benchmark.
@@ -108,7 +110,8 @@ export class CachedLogits implements LogitsSource {
   async next(active: readonly ActiveSequence[]): Promise<Float32Array> {
     if (this.batch === 0) return this.start(active);
     const rows = this.rowsOf(active);
-    if (this.slot >= this.capacity) return this.select(await this.prefill(rows.map((ids) => cutContext(ids, this.options.head, Math.max(this.options.head + 1, this.limit >> 1)))), active);
+    // Past the last slot: keep the head and the most recent three quarters of the context.
+    if (this.slot > this.capacity) return this.select(await this.prefill(rows.map((ids) => cutContext(ids, this.options.head, Math.max(this.options.head + 1, this.limit - Math.ceil(this.limit / 4))))), active);
     return this.select(await this.decode(rows), active);
   }
 
@@ -227,14 +230,15 @@ export class CachedLogits implements LogitsSource {
     const out = await this.decodeGraph.session.run(feeds);
     this.stats.steps++;
     const slot = this.slot++;
-    for (const c of this.cache) {
-      const src = (out[c.present] as OrtTensor).data as Float32Array;
-      for (let r = 0; r < B * c.heads; r++) c.data.set(src.subarray(r * c.width, (r + 1) * c.width), (r * C + slot) * c.width);
+    // At slot C the token saw every slot and itself: the cache is full, the next step prefills again.
+    if (slot < C) {
+      for (const c of this.cache) {
+        const src = (out[c.present] as OrtTensor).data as Float32Array;
+        for (let r = 0; r < B * c.heads; r++) c.data.set(src.subarray(r * c.width, (r + 1) * c.width), (r * C + slot) * c.width);
+      }
+      for (let b = 0; b < B; b++) this.valid[b * C + slot] = 1;
     }
-    for (let b = 0; b < B; b++) {
-      this.valid[b * C + slot] = 1;
-      this.lengths[b]!++;
-    }
+    for (let b = 0; b < B; b++) this.lengths[b]!++;
     return (out[GENERATION_IO.logits] as OrtTensor).data as Float32Array;
   }
 

@@ -74,10 +74,11 @@ describe('the context limit', () => {
     const cached = m.cached();
     const [long] = await run(cached, [[1, 2, 3]], GREEDY, 30);
     expect(long!.ids).toHaveLength(30);
-    // Context 10: the prompt (3) and 7 tokens fit; then a prefill of the last 5 every 5 tokens.
-    expect(cached.stats.prefills).toBe(1 + Math.ceil((30 - 7) / 5));
-    const [short] = await run(m.recomputed(), [[1, 2, 3]], GREEDY, 7);
-    expect(long!.ids.slice(0, 7)).toEqual(short!.ids);
+    // Context 10: the prompt (3) and 8 tokens (the 8th from a context of 10); then a prefill
+    // of the last 7 (three quarters) every 4 tokens.
+    expect(cached.stats.prefills).toBe(1 + Math.ceil((30 - 8) / 4));
+    const [short] = await run(m.recomputed(), [[1, 2, 3]], GREEDY, 8);
+    expect(long!.ids.slice(0, 8)).toEqual(short!.ids);
   });
 
   it('for learned positions is at most the rows of the position table', async () => {
@@ -85,8 +86,8 @@ describe('the context limit', () => {
     const cached = m.cached();
     const [g] = await run(cached, [[1, 2]], GREEDY, 40);
     expect(g!.ids).toHaveLength(40);
-    // The table has 16 rows: 14 tokens fit after the prompt, then 8 per prefill of the last 8.
-    expect(cached.stats.prefills).toBe(1 + Math.ceil((40 - 14) / 8));
+    // The table has 16 rows: 15 tokens after the prompt of 2, then 5 per prefill of the last 12.
+    expect(cached.stats.prefills).toBe(1 + Math.ceil((40 - 15) / 5));
   });
 });
 
