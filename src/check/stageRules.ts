@@ -196,6 +196,8 @@ export const STAGE_KINDS: Readonly<Record<string, StageKindSpec>> = {
       precision: { check: anySymbol, symbols: ['int8', 'int4', 'fp16', 'fp8'] },
       method: { check: anySymbol, symbols: ['ptq', 'qat'] },
       calibrate: dataset,
+      calibration: { check: anySymbol, symbols: ['minmax', 'percentile', 'entropy'] },
+      percentile: { check: numberIn(0, 100, true) },
       loss: { check: scalarLoss },
       per_channel: { check: bool },
     },

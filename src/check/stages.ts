@@ -638,7 +638,10 @@ function checkDeploy(cx: Checker, module: ModuleInfo, d: DeployDecl): void {
   }
   for (const r of spec.required) if (!seen.has(r) && !cx.hasSyntaxErrorIn(d.loc)) cx.report('missing-setting', `deploy to ${format} needs '${r} = ...'`, d.format.loc, { hint: settingHint('deploy', r) });
   const precision = values.get('precision');
-  if (precision?.k === 'symbol' && precision.name === 'int8' && !seen.has('calibrate')) {
+  // A quantize stage has calibrated the model already: its deploy needs no data of its own.
+  const fromStage = d.target.kind === 'BinaryExpr' && d.target.op === '@' && d.target.right.kind === 'NameExpr' ? module.stages.get(d.target.right.name) : undefined;
+  const calibrated = fromStage?.stageKind.name === 'quantize';
+  if (precision?.k === 'symbol' && precision.name === 'int8' && !seen.has('calibrate') && !calibrated) {
     cx.report('missing-setting', `int8 deployment needs calibration data: calibrate = DATASET[:N]`, seen.get('precision')!, {
       hint: 'e.g. calibrate = corpus.val[:256]',
     });

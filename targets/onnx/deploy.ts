@@ -1,22 +1,36 @@
 /**
  * `deploy m @ s to onnx`: the stage's inference graph with its trained weights
  * as initializers, as `model.onnx` (plus `model.onnx.data` for weights past
- * the external-data threshold).
+ * the external-data threshold). `precision = int8` writes the int8 QDQ form
+ * (src/ir/passes/qdq.ts) of a stage that quantized the model (a `quantize`
+ * stage): int8 weights with their per-channel scales, activations through
+ * QuantizeLinear → DequantizeLinear at their calibrated scales.
  */
 import { optimize } from '../../src/ir/passes/index.js';
+import { foldWeightQuantization } from '../../src/ir/passes/qdq.js';
 import type { DeployRequest, DeployTarget } from '../deploy.js';
-import { emitModel } from './emit.js';
+import { emitModel, type InitializerData } from './emit.js';
 
 export const onnxTarget: DeployTarget = {
   format: 'onnx',
   deploy(request: DeployRequest) {
-    if (request.precision !== 'fp32') return { files: [], notDone: `precision ${request.precision} is not implemented yet (fp32 is)` };
-    const graph = request.graphs['inference'];
+    if (request.precision !== 'fp32' && request.precision !== 'int8') return { files: [], notDone: `precision ${request.precision} is not implemented yet (fp32 and int8 are)` };
+    let graph = request.graphs['inference'];
     if (!graph) return { files: [], notDone: `stage ${request.stage} has no inference graph` };
-    const model = emitModel(optimize(graph).graph, { initializers: request.weights, externalDataFile: 'model.onnx.data', docString: `${request.model} @ ${request.stage}` });
+    let initializers: ReadonlyMap<string, InitializerData> = request.weights;
+    if (request.precision === 'int8') {
+      if (!graph.nodes.some((n) => n.op === 'fake_quant')) {
+        return { files: [], notDone: `precision int8 exports a quantized model: deploy ${request.model} @ S, where S is a quantize stage (method = ptq) after ${request.stage}` };
+      }
+      const folded = foldWeightQuantization(graph, request.weights);
+      graph = folded.graph;
+      const used = new Set(graph.inputs.map((v) => v.inputName!));
+      initializers = new Map<string, InitializerData>([...[...request.weights].filter(([k]) => used.has(k)), ...folded.initializers]);
+    }
+    const model = emitModel(optimize(graph).graph, { initializers, externalDataFile: 'model.onnx.data', docString: `${request.model} @ ${request.stage}${request.precision === 'int8' ? ', int8 QDQ' : ''}` });
     const files = [{ name: 'model.onnx', bytes: model.bytes }];
     if (model.externalData) files.push({ name: 'model.onnx.data', bytes: model.externalData });
     const tokens = graph.inputs.find((v) => v.inputName === 'tokens');
-    return { files, notDone: null, ...(tokens ? { description: `input tokens: i64[${tokens.shape.join(', ')}], output logits` } : {}) };
+    return { files, notDone: null, ...(tokens ? { description: `input tokens: i64[${tokens.shape.join(', ')}], output logits${request.precision === 'int8' ? ' (int8 weights and activations)' : ''}` } : {}) };
   },
 };

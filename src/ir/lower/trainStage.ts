@@ -20,7 +20,8 @@ import { Env, Lowerer, tyToLV, type ModuleValues } from './interp.js';
 import { modelParams, type ParamInfo } from './models.js';
 import { asBool, asInt, asNumber, describeLV, LoweringError, NotYetSupported, type DatasetSpec, type LV } from './values.js';
 
-function planParam(p: ParamInfo, trainable: boolean, continueFrom: string | null): PlannedParam {
+/** A model parameter in a stage plan: trainable ones continue from `continueFrom`'s checkpoint when there is one. */
+export function planParam(p: ParamInfo, trainable: boolean, continueFrom: string | null): PlannedParam {
   let init: PlannedParam['init'] = p.init.kind === 'copy' ? { kind: 'copy', from: `${p.init.from.owner}.${p.init.from.name}` } : p.init;
   if (trainable && continueFrom) init = { kind: 'checkpoint', model: p.owner, stage: continueFrom, name: p.name };
   return { input: `${p.owner}.${p.name}`, model: p.owner, name: p.name, dtype: p.dtype, shape: p.shape, init, trainable, decay: trainable && p.decay };
@@ -32,7 +33,7 @@ function planParam(p: ParamInfo, trainable: boolean, continueFrom: string | null
  * model's weights come from. The checker has already ruled out two equally near
  * candidates.
  */
-function previousTrainingStage(module: ModuleInfo, decl: StageDecl, model: string): string | null {
+export function previousTrainingStage(module: ModuleInfo, decl: StageDecl, model: string): string | null {
   const seen = new Set<string>();
   let frontier = decl.after.map((a) => a.name);
   while (frontier.length) {

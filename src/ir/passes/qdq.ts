@@ -26,7 +26,7 @@
  *   onnxruntime fuses into integer kernels and TensorRT builds int8 engines from
  *   (symmetric, zero point 0, per-channel weights on axis 1, opset ≥ 13).
  */
-import { IrError, type Graph, type Node, type Value } from '../graph.js';
+import { IrError, type Attrs, type Graph, type Node, type Value } from '../graph.js';
 import { lookupOp } from '../ops/index.js';
 import { makeTensor, type Tensor } from '../tensor.js';
 import { eliminateDeadCode } from './dce.js';
@@ -83,11 +83,17 @@ export function quantSites(graph: Graph): QuantSite[] {
   return sites;
 }
 
+export interface FakeQuantOptions {
+  /** Weights get one scale per output channel (true, the default) or one per weight. */
+  readonly perChannel?: boolean;
+}
+
 /**
  * The fake-quantized graph: each site's activation and weight through `fake_quant`
  * (see the module comment). Sites that share a name share one scale input.
  */
-export function insertFakeQuant(graph: Graph, sites: readonly QuantSite[] = quantSites(graph)): Graph {
+export function insertFakeQuant(graph: Graph, sites: readonly QuantSite[] = quantSites(graph), options: FakeQuantOptions = {}): Graph {
+  const weightAxis: Attrs = options.perChannel === false ? {} : { axis: 1 };
   const bySite = new Map(sites.map((s) => [s.node, s]));
   const scales = new Map<string, Value>();
   const weights = new Map<Value, Value>();
@@ -100,7 +106,7 @@ export function insertFakeQuant(graph: Graph, sites: readonly QuantSite[] = quan
     const x = b.one('fake_quant', [rw.value(site.activation), scale]);
     const w = rw.value(n.inputs[1]!);
     let wq = weights.get(w);
-    if (!wq) weights.set(w, (wq = b.one('fake_quant', [w, b.one('absmax_scale', [w], { axis: 1 })], { axis: 1 })));
+    if (!wq) weights.set(w, (wq = b.one('fake_quant', [w, b.one('absmax_scale', [w], weightAxis)], weightAxis)));
     return [b.matmul(x, wq)];
   });
 }
