@@ -22,12 +22,12 @@
  *   embeddings) becomes `gather(table, positions)`.
  *
  * Inputs: `tokens` i64[B, S], `positions` i64[B, S] (each token's position in
- * its sequence; pad tokens any valid position, e.g. 0), `attention_mask`
- * bool[B, C + S] (which cache slots and new tokens are real: left padding and
- * unused slots are false), and per attention block `past.<block>.key` and
- * `.value` of [B, heads, C, head_dim] (when C > 0). Query i of the new tokens
- * sees the real slots among the C cached ones and the new tokens 0..i, and always
- * itself (so a pad token's row stays finite and never poisons the cache with NaN).
+ * its sequence; pad tokens position 0), `attention_mask` bool[B, C + S] (which
+ * cache slots and new tokens are real: left padding and unused slots are false),
+ * and per attention block `past.<block>.key` and `.value` of [B, heads, C,
+ * head_dim] (when C > 0). A new token sees the real cached slots and the real new
+ * tokens at positions up to its own (a left pad, at position 0, sees the first
+ * real token: its row stays finite and never poisons the cache with NaN).
  *
  * Anything else that mixes information across sequence positions (a cumulative
  * sum, a convolution over time, attention written without `causal_mask`) is not
@@ -74,6 +74,11 @@ export interface CacheOptions {
    * followed by them ([B, h, C + S, d]), the convention of a growing cache.
    */
   readonly present?: 'new' | 'all';
+  /**
+   * Rows of the rope tables: positions must stay below it. Default C + S (what this
+   * graph can reach); a graph emitted with dynamic sizes needs one bound for all.
+   */
+  readonly positionLimit?: number;
 }
 
 /** Input and output names shared by every generation graph. */
@@ -128,20 +133,19 @@ export function deriveCachedGraph(forward: Graph, options: CacheOptions): Cached
   }
 
   // The attention mask, built once: [B, S, L], then reshaped to each score tensor's rank.
+  // Causality among the new tokens compares positions, so no constant depends on S or C
+  // (a graph with dynamic sizes computes it as it is).
   let mask3: Value | null = null;
   const maskOfRank = (rank: number): Value => {
     if (!mask3) {
-      const allowed = new Array<number>(S * L);
-      const diagonal = new Array<number>(S * L);
-      for (let i = 0; i < S; i++) {
-        for (let j = 0; j < L; j++) {
-          allowed[i * L + j] = j < C || j - C <= i ? 1 : 0;
-          diagonal[i * L + j] = j - C === i ? 1 : 0;
-        }
-      }
-      const valid = b.reshape(attentionMask, [B, 1, L]);
-      const causal = b.and(valid, b.constant(makeTensor('bool', [S, L], allowed)));
-      mask3 = b.or(causal, b.constant(makeTensor('bool', [S, L], diagonal)));
+      const newValid = C > 0 ? b.slice(attentionMask, [C], [L], [1]) : attentionMask;
+      const earlier = b.not(b.greater(b.reshape(positions, [B, 1, S]), b.reshape(positions, [B, S, 1])));
+      const newKeys = b.and(earlier, b.reshape(newValid, [B, 1, S]));
+      if (C > 0) {
+        // Every real cached slot comes before the new tokens; equal(p, p) is a [B, S, 1] of true with no constant.
+        const rows = b.reshape(b.equal(positions, positions), [B, S, 1]);
+        mask3 = b.concat([b.and(b.reshape(b.slice(attentionMask, [0], [C], [1]), [B, 1, C]), rows), newKeys], 2);
+      } else mask3 = newKeys;
     }
     return b.reshape(mask3, [B, ...new Array<number>(rank - 3).fill(1), S, L]);
   };
@@ -165,7 +169,7 @@ export function deriveCachedGraph(forward: Graph, options: CacheOptions): Cached
     const outs = b.withOriginOf(node, (): readonly Value[] => {
       const match = byWhere.get(node);
       if (match) return [b.where(maskOfRank(node.outputs[0]!.shape.length), value(node.inputs[1]!), value(node.inputs[2]!))];
-      if (node.op === 'rope' && node.attrs['inverse'] !== true) return [ropeAt(b, value(node.inputs[0]!), positions, node.attrs['base'] as number, L, B, S)];
+      if (node.op === 'rope' && node.attrs['inverse'] !== true) return [ropeAt(b, value(node.inputs[0]!), positions, node.attrs['base'] as number, options.positionLimit ?? L, B, S)];
       if (isPositionSlice(node, tokens, S)) return [positionTable(node.inputs[0]!)];
       if (broadcastNodes.has(node)) {
         const shape = node.attrs['shape'];
