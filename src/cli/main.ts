@@ -23,7 +23,7 @@ import { runGradcheck } from './gradcheck.js';
 import { runRun } from './run.js';
 import { runSample } from './sample.js';
 import { runGenerate } from './generate.js';
-import { UserError } from '../runtime/errors.js';
+import { fileSystemError, UserError } from '../runtime/errors.js';
 import { NotYetSupported } from '../ir/lower/values.js';
 import { DiagnosticBag } from '../language/diagnostics.js';
 import { parseRecipe } from '../language/parser.js';
@@ -184,12 +184,14 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .addOption(stageOption())
     .option('--out <dir>', 'run folder for checkpoints and metrics (default runs/<recipe name>)')
     .addOption(new Option('--device <device>', 'where to run').choices(['cpu', 'cuda']).default('cpu'))
-    .option('--resume', 'continue each stage from its latest checkpoint')
+    .option('--resume', 'continue each stage from its latest checkpoint (refused if the recipe, data, seed or steps changed)')
+    .option('--fresh', 'archive what the run folder holds (to <folder>.archived-<time>) and start over')
+    .option('--allow-changed', 'with --resume: continue even though the recipe, data, seed or steps changed')
     .addOption(new Option('--steps <n>', "override the stages' steps").argParser(positiveInt))
     .addOption(new Option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)').argParser(positiveInt))
     .addOption(new Option('--steps-per-run <k>', 'train k steps per onnxruntime call (an ONNX Loop; fewer host-device copies on cuda)').argParser(positiveInt))
     .addHelpText('after', `\nExamples:\n  ptr run examples/quickstart.pt-recipe\n  ptr run examples/quickstart.pt-recipe --resume\n${EXIT_HELP}`)
-    .action(async (file: string, opts: { stage?: string; out?: string; device?: 'cpu' | 'cuda'; resume?: boolean; steps?: number; threads?: number; stepsPerRun?: number }) =>
+    .action(async (file: string, opts: { stage?: string; out?: string; device?: 'cpu' | 'cuda'; resume?: boolean; fresh?: boolean; allowChanged?: boolean; steps?: number; threads?: number; stepsPerRun?: number }) =>
       setCode(await runRun(io, file, opts, version)),
     );
 
@@ -276,45 +278,17 @@ export async function main(args: readonly string[], io: Io = processIo()): Promi
     // LoweringError means the checker passed something it should have reported (a bug).
     if (e instanceof UserError || e instanceof NotYetSupported) {
       io.err(`${paint(io, 'red', 'error')}: ${e.message}\n`);
-      return EXIT.diagnostics;
+      return e instanceof UserError ? e.exitCode : EXIT.diagnostics;
     }
-    const system = describeFileSystemError(e);
+    // A file system error from the environment (a full disk, a read-only folder): exit 1 with the path and what to do.
+    const system = fileSystemError(e);
     if (system) {
-      io.err(`${paint(io, 'red', 'error')}: ${system}\n`);
+      io.err(`${paint(io, 'red', 'error')}: ${system.message}\n`);
       return EXIT.diagnostics;
     }
     reportInternalError(io, e);
     return EXIT.internal;
   }
-}
-
-/** Why a file system call failed, in words, by errno code; codes missing here stay internal errors. */
-const FILE_SYSTEM_PROBLEMS: Readonly<Record<string, string>> = {
-  ENOENT: 'no such file or folder',
-  EEXIST: 'a file is in the way',
-  ENOTDIR: 'a part of the path is a file, not a folder',
-  EISDIR: 'it is a folder',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  ENOSPC: 'no space left on the device',
-  EDQUOT: 'disk quota exceeded',
-  EROFS: 'read-only file system',
-  ENAMETOOLONG: 'the name is too long',
-  EMFILE: 'too many open files',
-};
-
-/**
- * `cannot mkdir out/x: a file is in the way (EEXIST)` for a file system error
- * (a path the user gave, a full disk); null for anything else. Such errors come
- * from the environment, not from a bug, so they are exit 1.
- */
-function describeFileSystemError(e: unknown): string | null {
-  const err = e as (NodeJS.ErrnoException & { dest?: string }) | null;
-  if (!(e instanceof Error) || typeof err?.code !== 'string' || typeof err.syscall !== 'string') return null;
-  const why = FILE_SYSTEM_PROBLEMS[err.code];
-  if (!why) return null;
-  const target = err.path === undefined ? '' : ` ${err.path}${err.dest === undefined ? '' : ` → ${err.dest}`}`;
-  return `cannot ${err.syscall}${target}: ${why} (${err.code})`;
 }
 
 /**

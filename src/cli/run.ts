@@ -2,7 +2,7 @@
 import { basename, join } from 'node:path';
 import { requireCuda, type Device } from '../runtime/ort.js';
 import { runPipeline } from '../stages/driver.js';
-import type { Io } from './io.js';
+import { UsageError, type Io } from './io.js';
 import { checkedModule } from './pipeline.js';
 
 export interface RunCommandOptions {
@@ -13,6 +13,10 @@ export interface RunCommandOptions {
   readonly steps?: number;
   readonly threads?: number;
   readonly stepsPerRun?: number;
+  /** Archive what the run folder holds and start over. */
+  readonly fresh?: boolean;
+  /** With --resume: continue a run whose recipe, data, seed or steps changed. */
+  readonly allowChanged?: boolean;
 }
 
 export function defaultRunDir(file: string): string {
@@ -21,6 +25,8 @@ export function defaultRunDir(file: string): string {
 
 /** Exit code 1 when anything the recipe asks for (a stage, a deploy) did not run. */
 export async function runRun(io: Io, file: string, options: RunCommandOptions, version: string): Promise<number> {
+  if (options.fresh && options.resume) throw new UsageError('--fresh starts over and --resume continues: give one of them');
+  if (options.allowChanged && !options.resume) throw new UsageError('--allow-changed goes with --resume (it lets a changed recipe continue a run)');
   if (options.device === 'cuda') requireCuda();
   const module = checkedModule(io, file);
   if (!module) return 1;
@@ -28,7 +34,20 @@ export async function runRun(io: Io, file: string, options: RunCommandOptions, v
   const { stage, steps, threads, stepsPerRun } = options;
   const result = await runPipeline(
     module,
-    { recipe: file, runDir, device: options.device ?? 'cpu', resume: options.resume ?? false, version, ...(stage ? { stage } : {}), ...(steps ? { steps } : {}), ...(threads ? { threads } : {}), ...(stepsPerRun ? { stepsPerRun } : {}) },
+    {
+      recipe: file,
+      runDir,
+      device: options.device ?? 'cpu',
+      resume: options.resume ?? false,
+      fresh: options.fresh ?? false,
+      allowChanged: options.allowChanged ?? false,
+      handleSignals: true,
+      version,
+      ...(stage ? { stage } : {}),
+      ...(steps ? { steps } : {}),
+      ...(threads ? { threads } : {}),
+      ...(stepsPerRun ? { stepsPerRun } : {}),
+    },
     (line) => io.err(`${line}\n`),
   );
   for (const r of result.ran) io.out(`${r.summary}\n`);

@@ -8,6 +8,10 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, truncateSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from './atomic.js';
+import { UserError, withPath } from './errors.js';
+
+/** A metrics file with a line that is not a record (edited by hand, or damaged). */
+export class MetricsError extends UserError {}
 
 export interface MetricsRecord {
   step: number;
@@ -17,29 +21,37 @@ export interface MetricsRecord {
 
 export class MetricsWriter {
   constructor(readonly path: string) {
-    mkdirSync(dirname(path), { recursive: true });
-    dropPartialLastLine(path);
+    withPath(path, () => {
+      mkdirSync(dirname(path), { recursive: true });
+      dropPartialLastLine(path);
+    });
   }
 
   /** Appends one record as a line. */
   write(record: MetricsRecord): void {
-    appendFileSync(this.path, `${JSON.stringify(record, encodeNonFinite)}\n`);
+    withPath(this.path, () => appendFileSync(this.path, `${JSON.stringify(record, encodeNonFinite)}\n`));
   }
 }
 
 /** Reads a metrics file; a final line cut short by a killed run is ignored. */
 export function readMetrics(file: string): MetricsRecord[] {
-  const text = readFileSync(file, 'utf8');
+  const text = withPath(file, () => readFileSync(file, 'utf8'));
   const lines = text.split('\n');
   // Text after the last newline is a line the writer never finished (or nothing).
   const last = lines.pop()!;
   const records = lines.flatMap((line, i) => {
     if (line.trim() === '') return [];
+    let record: unknown;
     try {
-      return [JSON.parse(line, decodeNonFinite) as MetricsRecord];
+      record = JSON.parse(line, decodeNonFinite);
     } catch (e) {
-      throw new Error(`${file}:${i + 1}: not a metrics record: ${(e as Error).message}`);
+      throw new MetricsError(`${file}:${i + 1}: not a metrics record: ${(e as Error).message} (delete the line, or move the file away)`);
     }
+    const r = record as Partial<MetricsRecord> | null;
+    if (r === null || typeof r !== 'object' || Array.isArray(r) || typeof r.step !== 'number' || typeof r.stage !== 'string') {
+      throw new MetricsError(`${file}:${i + 1}: not a metrics record: expected an object with "step" and "stage" (delete the line, or move the file away)`);
+    }
+    return [r as MetricsRecord];
   });
   if (last.trim() !== '') {
     try {

@@ -13,7 +13,9 @@ import { UserError } from './errors.js';
 import { Evaluator } from './evaluator.js';
 import { filterMetrics, MetricsWriter } from './metrics.js';
 import type { Device } from './ort.js';
-import { ParamStore } from './paramStore.js';
+import { NonFiniteWeightsError, type SaveOptions } from './checkpoint.js';
+import { ParamStore, type CheckpointIdentity } from './paramStore.js';
+import { InterruptedError, type StopRequest } from './signals.js';
 import { createProgress } from './progress.js';
 import { StepRunner, type Batch } from './stepRunner.js';
 import { join } from 'node:path';
@@ -35,6 +37,12 @@ export interface TrainOptions {
   /** Stop after this step as if killed (tests of resume). */
   readonly stopAfter?: number;
   readonly threads?: number;
+  /** The run's id and the stage's fingerprint, written into its checkpoints. */
+  readonly identity?: CheckpointIdentity;
+  /** How checkpoints are written (shard size). */
+  readonly save?: SaveOptions;
+  /** Polled after every step: a signal received stops the run with a checkpoint (InterruptedError). */
+  readonly stop?: StopRequest;
   /** Progress output (default stderr); null for none. */
   readonly progress?: NodeJS.WritableStream | null;
   readonly progressEvery?: number;
@@ -53,7 +61,7 @@ export interface TrainResult {
   readonly checkpoint: string | null;
 }
 
-/** The loss became NaN or infinite: the run stops, the last good checkpoint stays. */
+/** The loss, the eval loss, the gradient norm or the weights became NaN or infinite: the run stops, the last good checkpoint stays. */
 export class DivergedError extends UserError {}
 
 export async function train(manifest: Manifest<TrainSettings>, options: TrainOptions): Promise<TrainResult> {
@@ -65,7 +73,13 @@ export async function train(manifest: Manifest<TrainSettings>, options: TrainOpt
   const evalSpec = manifest.data['eval']?.spec;
   const sameFile = evalSpec && JSON.stringify({ ...evalSpec, part: null }) === JSON.stringify({ ...trainData.spec, part: null });
   const valBatches = () => (sameFile ? data : openStageData(evalSpec!, settings.seed, options.runDir)).valBatches(settings.batchSize);
-  const store = ParamStore.open(manifest, { runDir: options.runDir, resume: options.resume ?? false, seed: settings.seed });
+  const store = ParamStore.open(manifest, {
+    runDir: options.runDir,
+    resume: options.resume ?? false,
+    seed: settings.seed,
+    ...(options.identity ? { identity: options.identity } : {}),
+    ...(options.save ? { save: options.save } : {}),
+  });
   const runner = await StepRunner.create(manifest, { modelDir: options.modelDir, device, ...(options.threads ? { threads: options.threads } : {}), ...(options.stepsPerRun ? { stepsPerRun: options.stepsPerRun } : {}) });
   let evaluator: Evaluator | null = null;
   try {
@@ -89,8 +103,9 @@ async function loop(
   const settings = manifest.settings;
   const start = store.step;
   const metricsFile = join(options.runDir, 'metrics.jsonl');
-  // A resumed run recomputes the steps after its checkpoint; their old records go.
-  if (store.resumedFrom) filterMetrics(metricsFile, (r) => r.stage !== stage || r.step <= start);
+  // Every start drops this stage's records after the step it starts from: a resumed run
+  // recomputes them, a fresh one starts over, so no step is ever in the file twice.
+  filterMetrics(metricsFile, (r) => r.stage !== stage || r.step <= start);
   const metrics = new MetricsWriter(metricsFile);
   const checkpointEvery = options.checkpointEvery ?? settings.evalEvery ?? 100;
   const last = Math.min(settings.steps, options.stopAfter ?? settings.steps);
@@ -109,6 +124,19 @@ async function loop(
     return n;
   };
 
+  const diverged = (what: string): DivergedError => {
+    const kept = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written yet';
+    return new DivergedError(`stage ${stage}: ${what}; stopping (${kept}). Try a lower learning rate or clip_norm.`);
+  };
+  const save = (step: number, valLoss?: number): void => {
+    try {
+      lastCheckpoint = store.save(step, step === settings.steps, valLoss);
+    } catch (e) {
+      if (e instanceof NonFiniteWeightsError) throw diverged(e.message.replace(`stage ${stage}: `, '').replace(/, so no checkpoint is written$/, ''));
+      throw e;
+    }
+  };
+
   try {
     for (let first = start + 1; first <= last; ) {
       const batches = Array.from({ length: chunk(first) }, (_, i) => trainBatch(first - 1 + i, rows));
@@ -116,10 +144,9 @@ async function loop(
       for (const [i, r] of results.entries()) {
         const step = first + i;
         const loss = r['loss']!;
-        if (!Number.isFinite(loss)) {
-          const kept = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written yet';
-          throw new DivergedError(`stage ${stage}: the loss is ${loss} at step ${step}; stopping (${kept}). Try a lower learning rate or clip_norm.`);
-        }
+        if (!Number.isFinite(loss)) throw diverged(`the loss is ${loss} at step ${step}`);
+        const gradNorm = r['grad_norm'];
+        if (gradNorm !== undefined && !Number.isFinite(gradNorm)) throw diverged(`the gradient norm is ${gradNorm} at step ${step}`);
         losses.push(loss);
         const tokensPerSec = ((step - start) * rows * T) / ((performance.now() - began) / 1000);
         metrics.write({ stage, step, loss, lr: r['lr']!, grad_norm: r['grad_norm']!, tokens_per_sec: Math.round(tokensPerSec) });
@@ -127,13 +154,22 @@ async function loop(
       }
       const step = first + results.length - 1;
       first = step + 1;
+      let valLoss: number | undefined;
       if (evaluator && settings.evalEvery && step % settings.evalEvery === 0) {
-        const loss = await evaluator.evaluate(store);
-        evals.push({ step, loss });
-        metrics.write({ stage, step, split: 'val', loss });
-        progress?.log(`${stage}  step ${step}  val loss ${loss.toFixed(4)}`);
+        valLoss = await evaluator.evaluate(store);
+        evals.push({ step, loss: valLoss });
+        metrics.write({ stage, step, split: 'val', loss: valLoss });
+        progress?.log(`${stage}  step ${step}  val loss ${valLoss.toFixed(4)}`);
+        // A checkpoint is "good" only if its eval was finite: a diverged eval stops before saving.
+        if (!Number.isFinite(valLoss)) throw diverged(`the validation loss is ${valLoss} at step ${step}`);
       }
-      if (step % checkpointEvery === 0 || step === settings.steps) lastCheckpoint = store.save(step, step === settings.steps);
+      const saved = step % checkpointEvery === 0 || step === settings.steps;
+      if (saved) save(step, valLoss);
+      const signal = options.stop?.signal;
+      if (signal && step < last) {
+        if (!saved) save(step);
+        throw new InterruptedError(signal, `stage ${stage}: stopped by ${signal} after step ${step} of ${settings.steps}; checkpoint ${lastCheckpoint}. Run the same command with --resume to continue.`);
+      }
     }
   } finally {
     progress?.stop();

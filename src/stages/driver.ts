@@ -5,17 +5,33 @@
  * and so is every stage and deploy after it; the caller decides the exit code
  * from what did not run (never 0 when something requested did not).
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { DEPLOY_TARGETS } from '../../targets/index.js';
 import type { ModuleInfo } from '../check/modules.js';
 import type { Expression } from '../language/ast.js';
 import type { StagePlan } from '../ir/lower/plan.js';
 import { NotYetSupported } from '../ir/lower/values.js';
 import { writeFileAtomic } from '../runtime/atomic.js';
-import { latestCheckpointDir, loadCheckpoint } from '../runtime/checkpoint.js';
+import { latestCheckpointDir, loadCheckpoint, readTrainerState } from '../runtime/checkpoint.js';
 import { DataError, openStageData } from '../runtime/datasets.js';
-import { UserError } from '../runtime/errors.js';
+import { UserError, withPath } from '../runtime/errors.js';
+import {
+  archiveRunFolder,
+  describeRun,
+  fingerprintChanges,
+  holdsRun,
+  inspectRunFolder,
+  newRunRecord,
+  removeLeftoverTemps,
+  RunFolderError,
+  stageFingerprint,
+  writeRunRecord,
+  type RunRecord,
+  type StageFingerprint,
+} from '../runtime/runFolder.js';
+import { acquireRunLock } from '../runtime/runLock.js';
+import { StopSignals } from '../runtime/signals.js';
 import type { PlanContext, RunContext, StageResult } from './kind.js';
 import { STAGE_MODULES } from './registry.js';
 
@@ -24,6 +40,12 @@ export interface PipelineOptions extends Omit<RunContext, 'log'> {
   readonly stage?: string;
   /** Overrides every stage's `steps`. */
   readonly steps?: number;
+  /** Archive what the run folder holds (to a sibling `<run>.archived-<time>`) and start over. */
+  readonly fresh?: boolean;
+  /** With `resume`: continue checkpoints written by a different recipe, data, seed or steps (saying what changed). */
+  readonly allowChanged?: boolean;
+  /** Stop cleanly on SIGINT/SIGTERM: finish the step, checkpoint, exit 130/143 (the CLI sets it). */
+  readonly handleSignals?: boolean;
 }
 
 export interface NotRun {
@@ -85,8 +107,66 @@ export function planStage(module: ModuleInfo, stage: string, context: PlanContex
   return kindModule.plan(module, stage, { stepsForEpochs: stepsForEpochs(), ...context });
 }
 
+/**
+ * Runs a recipe's stages and deploys in `options.runDir`, holding the folder's
+ * lock throughout. The folder's earlier contents decide what may happen: a run
+ * folder that holds a run is only continued (`resume`, each stage's checkpoint
+ * checked against its fingerprint) or archived (`fresh`), never overwritten.
+ */
 export async function runPipeline(module: ModuleInfo, options: PipelineOptions, log: (line: string) => void): Promise<PipelineResult> {
   if (options.stage) requireStage(module, options.stage);
+  const runDir = options.runDir;
+  if (existsSync(runDir) && !statSync(runDir).isDirectory()) throw new RunFolderError(`the run folder ${runDir} is a file, not a folder; give --out a folder`);
+  withPath(runDir, () => mkdirSync(runDir, { recursive: true }));
+  const lock = acquireRunLock(runDir);
+  const signals = options.handleSignals ? StopSignals.install(log) : null;
+  try {
+    for (const leftover of removeLeftoverTemps(runDir)) log(`removed ${leftover}, left by a run killed while writing`);
+    const record = openRunRecord(module, options, log);
+    return await runStages(module, { ...options, ...(signals ? { stop: signals } : {}) }, record, log);
+  } finally {
+    signals?.dispose();
+    lock.release();
+  }
+}
+
+/**
+ * Decides what to do with what the run folder holds, and returns the run record
+ * to continue (written to run.json). Refuses (RunFolderError) to mix a new run with
+ * an earlier one: without `resume` or `fresh`, any earlier run the stages would
+ * overwrite; with `resume`, a run of another recipe (unless `allowChanged`).
+ */
+function openRunRecord(module: ModuleInfo, options: PipelineOptions, log: (line: string) => void): RunRecord {
+  const runDir = options.runDir;
+  const recipe = resolve(module.absPath);
+  let contents = inspectRunFolder(runDir);
+  if (options.fresh && holdsRun(contents)) {
+    const archive = archiveRunFolder(runDir);
+    log(`archived the earlier run in ${runDir} to ${archive}`);
+    contents = inspectRunFolder(runDir);
+  }
+  const other = contents.record && contents.record.recipe !== recipe ? contents.record.recipe : null;
+  if (!options.resume && !options.fresh) {
+    // One stage of a pipeline may run into the folder of the same recipe's earlier stages.
+    const clash = options.stage ? other !== null || contents.checkpointed.includes(options.stage) : holdsRun(contents);
+    if (clash) {
+      throw new RunFolderError(
+        `${describeRun(runDir, contents)}; give --resume to continue it, --fresh to archive it (to ${runDir}.archived-<time>) and start over, or --out DIR for another folder`,
+      );
+    }
+  }
+  if (options.resume && other !== null) {
+    const message = `${runDir} holds a run of ${other}, not of ${recipe}`;
+    if (!options.allowChanged) throw new RunFolderError(`${message}; give --allow-changed to continue it anyway, --fresh to archive it and start over, or --out DIR for another folder`);
+    log(`warning: ${message}; continuing it (--allow-changed)`);
+  }
+  const record = contents.record ? { ...contents.record, recipe } : newRunRecord(recipe, options.version);
+  writeRunRecord(runDir, record);
+  return record;
+}
+
+async function runStages(module: ModuleInfo, options: PipelineOptions, initial: RunRecord, log: (line: string) => void): Promise<PipelineResult> {
+  let record = initial;
   const context: RunContext = { ...options, log };
   const stages = options.stage ? [options.stage] : stagesInOrder(module);
   const plans = new Map<string, StagePlan>();
@@ -110,7 +190,11 @@ export async function runPipeline(module: ModuleInfo, options: PipelineOptions, 
       continue;
     }
     plans.set(stage, plan);
-    ran.push(await STAGE_MODULES[plan.kind]!.run(plan, context));
+    const fingerprint = planFingerprint(module, plan, options.version);
+    if (options.resume) checkResumable(options, plan, fingerprint, log);
+    record = { ...record, stages: { ...record.stages, [stage]: fingerprint } };
+    writeRunRecord(options.runDir, record);
+    ran.push(await STAGE_MODULES[plan.kind]!.run(plan, { ...context, identity: { run: record.id, fingerprint } }));
   }
   const deployed: string[] = [];
   for (const d of module.facts.deploys) {
@@ -133,6 +217,53 @@ export async function runPipeline(module: ModuleInfo, options: PipelineOptions, 
     else deployed.push(`${what} → ${result.written}`);
   }
   return { ran, deployed, notRun };
+}
+
+/** The fingerprint of a planned stage: the recipe and its imports, the data and tokenizer files it reads, seed, steps. */
+export function planFingerprint(module: ModuleInfo, plan: StagePlan, version: string): StageFingerprint {
+  const settings = plan.settings as { steps?: unknown; seed?: unknown } | null;
+  const number = (v: unknown): number | null => (typeof v === 'number' ? v : null);
+  const dataFiles = Object.values(plan.data).flatMap((d) => [d.spec.path, ...(d.spec.tokenizer.path ? [d.spec.tokenizer.path] : [])]);
+  return stageFingerprint({
+    version,
+    steps: number(settings?.steps),
+    seed: number(settings?.seed),
+    sources: recipeSources(module),
+    dataFiles,
+    baseDir: dirname(module.absPath),
+  });
+}
+
+/** The recipe file and every file it imports, directly or not, outside the standard library. */
+function recipeSources(module: ModuleInfo): string[] {
+  const seen = new Set<ModuleInfo>();
+  const visit = (m: ModuleInfo): void => {
+    if (seen.has(m) || m.isStdlib) return;
+    seen.add(m);
+    for (const b of m.imports.values()) if (b.kind !== 'unresolved') visit(b.module);
+  };
+  visit(module);
+  return [...seen].map((m) => m.absPath);
+}
+
+/**
+ * With `--resume`: the stage's latest checkpoint must have been written by what
+ * runs now. A difference is refused naming it, or with `allowChanged` continued
+ * with a warning naming it.
+ */
+function checkResumable(options: PipelineOptions, plan: StagePlan, now: StageFingerprint, log: (line: string) => void): void {
+  const dir = latestCheckpointDir(options.runDir, plan.stage);
+  if (!dir) return;
+  const trainer = readTrainerState(dir, { stage: plan.stage });
+  // Checkpoints of older versions have no fingerprint: their seed and steps are still compared.
+  const before: Partial<StageFingerprint> = trainer.fingerprint ?? { steps: trainer.steps, seed: trainer.seed };
+  const changes = fingerprintChanges(before, now);
+  if (changes.length === 0) return;
+  const what = `stage ${plan.stage}: the checkpoint ${dir} was written by a different run setup: ${changes.join('; ')}`;
+  if (!options.allowChanged) {
+    throw new RunFolderError(`${what}. Resuming would not reproduce the run; give --allow-changed to continue anyway, --fresh to archive the run and start over, or --out DIR for another folder`);
+  }
+  log(`warning: ${what}; continuing anyway (--allow-changed)`);
 }
 
 function exprName(e: Expression): string {

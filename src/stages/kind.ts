@@ -7,6 +7,8 @@ import type { ModuleInfo } from '../check/modules.js';
 import type { StagePlan } from '../ir/lower/plan.js';
 import type { DatasetSpec } from '../ir/lower/types.js';
 import type { Device } from '../runtime/ort.js';
+import type { CheckpointIdentity } from '../runtime/paramStore.js';
+import type { StopRequest } from '../runtime/signals.js';
 
 /** What planning may know about the run: data access that lowering itself never does. */
 export interface PlanContext {
@@ -27,6 +29,10 @@ export interface RunContext {
   readonly stepsPerRun?: number;
   /** The producer version written into ONNX files. */
   readonly version: string;
+  /** The run's id and this stage's fingerprint, written into its checkpoints (set by the driver per stage). */
+  readonly identity?: CheckpointIdentity;
+  /** Polled between steps: a SIGINT/SIGTERM received asks the stage to checkpoint and stop. */
+  readonly stop?: StopRequest;
   /** A line for the user (progress goes to stderr; results are returned). */
   readonly log: (line: string) => void;
 }

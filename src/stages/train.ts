@@ -26,6 +26,8 @@ export const trainStage: StageKindModule<TrainPlan> = {
       resume: context.resume,
       ...(context.threads ? { threads: context.threads } : {}),
       ...(context.stepsPerRun ? { stepsPerRun: context.stepsPerRun } : {}),
+      ...(context.identity ? { identity: context.identity } : {}),
+      ...(context.stop ? { stop: context.stop } : {}),
     });
     if (context.resume && result.firstStep === 1) context.log(`note: stage ${plan.stage} had no checkpoint in ${context.runDir} to resume from; it started at step 1`);
     return { stage: plan.stage, summary: summarize(plan.stage, result), checkpoint: result.checkpoint };

@@ -118,7 +118,7 @@ const CASES: readonly Case[] = [
   ['run: --threads 0', ['run', '@tiny.pt-recipe', '--threads', '0'], 2, /'--threads <n>' argument '0' is invalid/],
   ['run: --steps-per-run 0', ['run', '@tiny.pt-recipe', '--steps-per-run', '0'], 2, /'--steps-per-run <k>' argument '0' is invalid/],
   ['run: an unknown device', ['run', '@tiny.pt-recipe', '--device', 'tpu'], 2, /'--device <device>' argument 'tpu' is invalid\. Allowed choices are cpu, cuda/],
-  ['run: --out is a file', ['run', '@tiny.pt-recipe', '--out', '@corpus.txt', '--steps', '1'], 1, /cannot mkdir .*corpus\.txt\/pretrain.*: a part of the path is a file, not a folder \(ENOTDIR\)/],
+  ['run: --out is a file', ['run', '@tiny.pt-recipe', '--out', '@corpus.txt', '--steps', '1'], 1, /the run folder .*corpus\.txt is a file, not a folder; give --out a folder/],
   ['run: a completion longer than max_len', ['run', '@jsonl.pt-recipe', '--out', '@runs'], 1, /qa\.jsonl:2: the completion cannot fit in max_len 8/],
 
   ['sample: a missing file', ['sample', '@missing.pt-recipe'], 1, /cannot read .*missing\.pt-recipe/],
