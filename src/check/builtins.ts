@@ -39,6 +39,7 @@ import { CHAT_TEMPLATE_FIELDS, DEFAULT_CHAT_TEMPLATE } from './chatTemplate.js';
 import type { BlockDecl } from '../language/ast.js';
 import type { ModuleInfo } from './modules.js';
 import { pretrainedBuiltin, type PretrainedFacts } from './pretrained.js';
+import { readConfigSpecials, tokenizerJsonPath, type ConfigSpecials } from './hfTokenizer.js';
 
 /** How an argument is read: evaluated as an expression, or taken as a bare name from a fixed set. */
 export type ArgMode = 'value' | 'symbol' | 'symbols';
@@ -707,19 +708,40 @@ const specialsParam: ParamSpec = { name: 'specials', mode: 'symbols', symbols: S
 function hfVocabSize(site: CallSite): { size: number } | null {
   const path = expectStr(site, 'path');
   if (path === null) return null;
-  const file = site.services.readDataFile(path, arg(site, 'path')!.span);
+  const span = arg(site, 'path')!.span;
+  const jsonPath = tokenizerJsonPath(path);
+  const file = site.services.readDataFile(jsonPath, span);
   if (!file) return null;
   let json: unknown;
   try {
     json = JSON.parse(file.text);
   } catch (e) {
-    site.report('bad-tokenizer-file', `hf: ${path} is not valid JSON: ${(e as Error).message}`, arg(site, 'path')!.span);
+    site.report('bad-tokenizer-file', `hf: ${jsonPath} is not valid JSON: ${(e as Error).message}`, span);
     return null;
   }
   const size = tokenizerJsonVocabSize(json);
   if (size === null) {
-    site.report('bad-tokenizer-file', `hf: ${path} has no "model.vocab" — expected a Hugging Face tokenizer.json`, arg(site, 'path')!.span);
+    site.report('bad-tokenizer-file', `hf: ${jsonPath} has no "model.vocab" — expected a Hugging Face tokenizer.json`, span);
     return null;
+  }
+  // The model's own special tokens (tokenizer_config.json beside it) keep their ids.
+  let own: ConfigSpecials;
+  try {
+    own = readConfigSpecials(file.absPath, json);
+  } catch (e) {
+    site.report('bad-tokenizer-file', `hf: ${(e as Error).message}`, span);
+    return null;
+  }
+  for (const m of own.missing) {
+    site.report('bad-tokenizer-file', `hf: tokenizer_config.json names ${m.key} ${JSON.stringify(m.token)}, which ${jsonPath} has no id for`, span);
+  }
+  for (const name of symbolsArg(site, 'specials')) {
+    const mine = own.ids.get(name);
+    if (mine) {
+      site.report('duplicate-special', `hf: ${name} is already the tokenizer's own ${JSON.stringify(mine.token)} (id ${mine.id}, from tokenizer_config.json); listing it in specials would add a second ${name}`, arg(site, 'specials')!.span, {
+        hint: `remove ${name} from specials`,
+      });
+    }
   }
   site.services.noteTokenizerVocab(file.absPath, size);
   return { size };

@@ -5,6 +5,7 @@
  */
 import type { DatasetSpec } from '../ir/lower/values.js';
 import { batchInputName, graphFields } from '../check/dataSchema.js';
+import { readConfigSpecials } from '../check/hfTokenizer.js';
 import { JsonlDataset, TextCorpus, type JsonlFormat } from './data.js';
 import { ort, type OrtTensor } from './ort.js';
 import { bytes, chars, hf, type Tokenizer } from './tokenizer.js';
@@ -23,7 +24,10 @@ export interface StageData {
 export function runtimeTokenizer(spec: DatasetSpec['tokenizer']): Tokenizer {
   if (spec.kind === 'chars') return chars(spec.alphabet!, spec.specials);
   if (spec.kind === 'bytes') return bytes(spec.specials);
-  return hf(JSON.parse(readFileSync(spec.path!, 'utf8')), spec.specials, spec.path!);
+  const json: unknown = JSON.parse(readFileSync(spec.path!, 'utf8'));
+  // The model's own special tokens, as the checker read them (tokenizer_config.json beside the file).
+  const own = new Map([...readConfigSpecials(spec.path!, json).ids].map(([name, t]) => [name, t.id]));
+  return hf(json, spec.specials, spec.path!, own);
 }
 
 /** Data that cannot be read or batched; the message names the file (and line) and what was expected. */

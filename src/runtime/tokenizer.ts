@@ -110,9 +110,11 @@ export function bytes(specials: readonly string[] = []): Tokenizer {
 /**
  * A Hugging Face tokenizer.json (through @huggingface/tokenizers), its ids as the file
  * numbers them, then the recipe's specials after the last of them, as the checker counts.
- * Text it has no token for becomes its unknown token, as in the reference library.
+ * `own` are the tokenizer's own special tokens (tokenizer_config.json's bos, eos, …) with
+ * their ids in the file. Text it has no token for becomes its unknown token, as in the
+ * reference library.
  */
-export function hf(tokenizerJson: unknown, specials: readonly string[] = [], file = 'tokenizer.json'): Tokenizer {
+export function hf(tokenizerJson: unknown, specials: readonly string[] = [], file = 'tokenizer.json', own: ReadonlyMap<string, number> = new Map()): Tokenizer {
   const base = tokenizerJsonVocabSize(tokenizerJson);
   if (base === null) throw new Error(`${file}: has no "model.vocab"; expected a Hugging Face tokenizer.json`);
   const tokenizer = new HfTokenizer(tokenizerJson as object, {});
@@ -121,7 +123,7 @@ export function hf(tokenizerJson: unknown, specials: readonly string[] = [], fil
   return {
     kind: 'hf',
     vocab,
-    specials: [...specials],
+    specials: [...specials, ...[...own.keys()].filter((name) => !specialIds.has(name))],
     encode: (text) => Int32Array.from(tokenizer.encode(text, { add_special_tokens: false }).ids),
     decode(tokens, options = {}) {
       const ids = Array.from(tokens, (t, i) => checkId(t, i, vocab));
@@ -143,7 +145,7 @@ export function hf(tokenizerJson: unknown, specials: readonly string[] = [], fil
       flush();
       return parts.join('');
     },
-    special: (name) => specialIds.get(name) ?? null,
+    special: (name) => specialIds.get(name) ?? own.get(name) ?? null,
   };
 }
 

@@ -21,6 +21,7 @@ import { PretrainedWeightsError } from '../../src/runtime/hfCheckpoint.js';
 import { initialParams } from '../../src/runtime/init.js';
 import { runOnce } from '../../src/runtime/ort.js';
 import { decodeSafetensors, readSafetensors, toFloat32, type StTensor } from '../../src/runtime/safetensors.js';
+import { openStageData, runtimeTokenizer } from '../../src/runtime/datasets.js';
 import { planStage } from '../../src/stages/driver.js';
 import { deployHf } from '../../targets/hf/deploy.js';
 import { emitModel } from '../../targets/onnx/emit.js';
@@ -187,6 +188,11 @@ describe('deploy ... to hf', () => {
       const config = JSON.parse(new TextDecoder().decode(output.files.find((f) => f.name === 'config.json')!.bytes)) as Record<string, unknown>;
       const original = JSON.parse(readFileSync(join(HF, fixture, 'config.json'), 'utf8')) as Record<string, unknown>;
       expect(config).toEqual({ ...original, torch_dtype: { fp32: 'float32', fp16: 'float16', bf16: 'bfloat16' }[precision] });
+      // The folder's tokenizer files travel with the weights, byte for byte.
+      for (const f of ['tokenizer.json', 'tokenizer_config.json'].filter((x) => existsSync(join(HF, fixture, x)))) {
+        expect(Buffer.from(output.files.find((x) => x.name === f)!.bytes).equals(readFileSync(join(HF, fixture, f))), f).toBe(true);
+      }
+      expect(output.files.some((f) => f.name === 'tokenizer.json')).toBe(fixture === 'llama');
     });
   }
 
@@ -275,3 +281,37 @@ stage b: train tuned on corpus { loss = next_token(tuned(batch.tokens), batch.to
     for (const [name, t] of aligned) expect(maxAbsDiff(again.get(`m.${name}`)!, t.data as Float32Array), name).toBe(0);
   });
 });
+
+describe('hf("DIR"): the tokenizer of a model folder', () => {
+  it('reads tokenizer.json and tokenizer_config.json: the model\'s own bos and eos frame SFT rows, with their ids (no new ones)', () => {
+    const folder = mkdtempSync(join(tmpdir(), 'ptr-hf-tok-'));
+    writeFileSync(join(folder, 'sft.jsonl'), '{"prompt": "ab", "completion": "cd"}\n{"prompt": "hello ", "completion": "world"}\n');
+    writeFileSync(
+      join(folder, 'r.pt-recipe'),
+      `import std.losses { sft }
+tokenizer tok = hf(${JSON.stringify(join(HF, 'llama'))})
+model m = pretrained(${JSON.stringify(join(HF, 'llama'))})
+dataset rows = jsonl("sft.jsonl", format: prompt_completion, tokenizer: tok, max_len: 16)
+stage s: train m on rows { loss = sft(m, batch)
+ batch = 2
+ steps = 1 }
+`,
+    );
+    const result = checkFiles([join(folder, 'r.pt-recipe')]);
+    expect(result.diagnostics).toEqual([]);
+    expect(result.declarations.find((d) => d.name === 'tok')!.type).toMatch(/vocab 40\b|\b40\b/);
+    const plan = planStage(result.entryModules[0]!, 's');
+    const tok = runtimeTokenizer(plan.data['train']!.spec.tokenizer);
+    expect([tok.vocab, tok.special('unk'), tok.special('bos'), tok.special('eos'), tok.special('pad')]).toEqual([40, 0, 1, 2, null]);
+    expect(Array.from(tok.encode('ab'))).toEqual([3, 4]);
+    // A row: bos, prompt, completion, eos, then padding to max_len (the batch's order is the stage's shuffle).
+    const batch = openStageData(plan.data['train']!.spec, 0).trainBatch(0, 2);
+    const tokens = Array.from(batch['batch.tokens']!.data as BigInt64Array, Number);
+    const rows = [tokens.slice(0, 16), tokens.slice(16)];
+    for (const [prompt, completion] of [['ab', 'cd'], ['hello ', 'world']] as const) {
+      const row = [1, ...tok.encode(prompt), ...tok.encode(completion), 2];
+      expect(rows.some((r) => r.slice(0, row.length).join() === row.join()), `${row} in ${JSON.stringify(rows)}`).toBe(true);
+    }
+  });
+});
+

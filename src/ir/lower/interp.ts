@@ -17,6 +17,7 @@ import type { GraphBuilder } from '../builder.js';
 import type { Value } from '../graph.js';
 import type { DType } from '../tensor.js';
 import { callTensorBuiltin, isTensorBuiltin } from './builtins.js';
+import { tokenizerJsonPath } from '../../check/hfTokenizer.js';
 import { pretrainedModel } from './pretrained.js';
 import { joinPath, renameOwner, withAdapters, type Member, type ModelNode, type ModelTemplate, type ParamInfo, type Init } from './models.js';
 import type { BatchMeanDivisors, TensorBuiltinHost } from './types.js';
@@ -444,7 +445,7 @@ export class Lowerer implements TensorBuiltinHost {
       case 'hf': {
         const specials = (args.get('specials') as { items?: LV[] } | undefined)?.items?.map((s) => (s as { name: string }).name) ?? [];
         const alphabet = name === 'chars' ? (args.get('alphabet') as { s: string }).s : null;
-        const path = name === 'hf' ? resolve(base, (args.get('path') as { s: string }).s) : null;
+        const path = name === 'hf' ? resolve(base, tokenizerJsonPath((args.get('path') as { s: string }).s)) : null;
         const size = name === 'chars' ? new Set([...alphabet!]).size : name === 'bytes' ? 256 : tokenizerVocab(env.module, path!);
         const spec: TokenizerSpec = { kind: name, alphabet, specials, path, vocab: size + specials.length };
         return { k: 'tokenizer', spec };
