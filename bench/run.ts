@@ -6,7 +6,11 @@
  *   train     training throughput vs ORT MatMul FLOP/s, per-step overhead    (training.ts)
  *   compile   recipe text → ONNX files for a 12-layer model                  (compile.ts)
  *   memory    peak RSS of training vs the analytic minimum                   (memory.ts)
- *   profile   ORT kernel time by op type of the dim-256 train_step           (profile.ts)
+ *   profile   ORT kernel time by op type and phase of the dim-256 train_step,
+ *             at 1 and 2 threads                                             (profile.ts)
+ *   pytorch   ptr vs PyTorch eager, and 1 vs 2 threads, interleaved rounds  (pytorch.ts)
+ *   sessions  the training session's ORT options (threads, spinning, parallel
+ *             mode), idle and with a busy process beside it                  (sessions.ts)
  *
  *   npm run bench                              # all of them, in this order
  *   npm run bench -- --only train,memory       # some of them (throughput and overhead are aliases of train)
@@ -17,6 +21,8 @@ import { runCompile } from './compile.js';
 import { runFrontEnd } from './frontend.js';
 import { runMemory } from './memory.js';
 import { runProfile } from './profile.js';
+import { runPytorch } from './pytorch.js';
+import { runSessions } from './sessions.js';
 import { runTraining } from './training.js';
 import { fmt } from './util.js';
 
@@ -26,9 +32,11 @@ const PARTS: Record<string, () => void | Promise<void>> = {
   compile: runCompile,
   memory: runMemory,
   profile: runProfile,
+  pytorch: runPytorch,
+  sessions: runSessions,
 };
-const DEFAULT = ['frontend', 'train', 'compile', 'memory', 'profile'];
-const ALIASES: Record<string, string> = { throughput: 'train', overhead: 'train', 'front-end': 'frontend' };
+const DEFAULT = ['frontend', 'train', 'compile', 'memory', 'profile', 'pytorch'];
+const ALIASES: Record<string, string> = { throughput: 'train', overhead: 'train', 'front-end': 'frontend', torch: 'pytorch', threads: 'pytorch' };
 
 function usage(): string {
   return `usage: node dist/bench/run.js [--only PART[,PART...]]\nparts: ${Object.keys(PARTS).join(', ')} (default: ${DEFAULT.join(', ')}); see bench/README.md\n`;
