@@ -4,7 +4,7 @@
  * target, is fsynced, and is renamed over the target. A reader sees either the
  * old file or the new one, never a mixture.
  */
-import { closeSync, fchmodSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { withPath } from './errors.js';
@@ -69,6 +69,28 @@ export function writeFileAtomicWith(path: string, write: (fd: number) => void, o
 /** Writes `value` as 2-space JSON with a trailing newline, atomically. */
 export function writeJsonAtomic(path: string, value: unknown): void {
   writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * `mkdir -p` that fails with the real reason: Node's recursive mkdir reports ENOENT on
+ * a read-only file system, so the missing folders are made one by one, from the top.
+ * Errors are FileSystemErrors naming the folder.
+ */
+export function makeDirs(path: string): void {
+  const missing: string[] = [];
+  for (let p = path; !existsSync(p); p = dirname(p)) {
+    missing.push(p);
+    if (dirname(p) === p) break;
+  }
+  for (const p of missing.reverse()) {
+    withPath(p, () => {
+      try {
+        mkdirSync(p);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // made meanwhile by another process
+      }
+    });
+  }
 }
 
 /** Makes the rename durable; best effort, since some platforms cannot open or fsync a directory. */

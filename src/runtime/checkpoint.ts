@@ -123,7 +123,7 @@ export function saveCheckpoint(
   } catch (e) {
     // A full disk: the partial folder goes, the previous checkpoint stays.
     rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    throw fileSystemError(e, join(root, name), { replacePath: true }) ?? e;
   }
   const final = join(root, name);
   withPath(final, () => {

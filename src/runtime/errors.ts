@@ -63,7 +63,11 @@ export class FileSystemError extends UserError {
  * does not (write(2) and fsync(2) errors carry no path).
  */
 export function fileSystemError(e: unknown, path?: string, options: { readonly replacePath?: boolean } = {}): FileSystemError | null {
-  if (e instanceof FileSystemError) return e;
+  if (e instanceof FileSystemError) {
+    // Already explained; named again only to put the path the user knows in place of an inner one.
+    if (!options.replacePath || !(e.cause instanceof Error)) return e;
+    e = e.cause;
+  }
   const err = e as (NodeJS.ErrnoException & { dest?: string }) | null;
   if (!(e instanceof Error) || typeof err?.code !== 'string') return null;
   const problem = FILE_SYSTEM_PROBLEMS[err.code];

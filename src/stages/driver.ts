@@ -5,17 +5,17 @@
  * and so is every stage and deploy after it; the caller decides the exit code
  * from what did not run (never 0 when something requested did not).
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { DEPLOY_TARGETS } from '../../targets/index.js';
 import type { ModuleInfo } from '../check/modules.js';
 import type { Expression } from '../language/ast.js';
 import type { StagePlan } from '../ir/lower/plan.js';
 import { NotYetSupported } from '../ir/lower/values.js';
-import { writeFileAtomic } from '../runtime/atomic.js';
+import { makeDirs, writeFileAtomic } from '../runtime/atomic.js';
 import { latestCheckpointDir, loadCheckpoint, readTrainerState } from '../runtime/checkpoint.js';
 import { DataError, openStageData } from '../runtime/datasets.js';
-import { UserError, withPath } from '../runtime/errors.js';
+import { UserError } from '../runtime/errors.js';
 import {
   archiveRunFolder,
   describeRun,
@@ -117,7 +117,7 @@ export async function runPipeline(module: ModuleInfo, options: PipelineOptions, 
   if (options.stage) requireStage(module, options.stage);
   const runDir = options.runDir;
   if (existsSync(runDir) && !statSync(runDir).isDirectory()) throw new RunFolderError(`the run folder ${runDir} is a file, not a folder; give --out a folder`);
-  withPath(runDir, () => mkdirSync(runDir, { recursive: true }));
+  makeDirs(runDir);
   const lock = acquireRunLock(runDir);
   const signals = options.handleSignals ? StopSignals.install(log) : null;
   try {
@@ -280,7 +280,7 @@ function deploy(plan: StagePlan, format: string, precision: string, out: string,
   const weights = loadCheckpoint(dir, own, null).params;
   const output = target.deploy({ format, model: plan.model, stage: plan.stage, precision, graphs: plan.graphs, weights, module });
   if (output.notDone) return { notDone: output.notDone, written: '' };
-  mkdirSync(out, { recursive: true });
+  makeDirs(out);
   for (const f of output.files) writeFileAtomic(join(out, f.name), f.bytes);
   return { notDone: null, written: `${join(out, output.files[0]!.name)}${output.description ? ` — ${output.description}` : ''}` };
 }
