@@ -31,6 +31,14 @@ export interface LoweringContext {
   constBool(values: readonly boolean[], dims?: readonly number[]): string;
   /** An int8 constant (the zero point that makes QuantizeLinear produce int8). */
   constInt8(values: readonly number[], dims?: readonly number[]): string;
+  /**
+   * `v`'s shape as an int64 tensor, for ops that hand ONNX a shape (Reshape, Expand):
+   * a constant, or, in a graph emitted with dynamic sizes (ir/symbolic.ts), computed
+   * from the inputs' shapes at run time.
+   */
+  shapeOf(v: Value): string;
+  /** An integer-list attribute of `node` whose static value is `values` (slice bounds) as an int64 tensor, computed at run time when it depends on dynamic sizes. */
+  intsOf(node: Node, attr: string, values: readonly number[]): string;
 }
 
 export interface OpDef {

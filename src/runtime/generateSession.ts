@@ -25,6 +25,7 @@ import type { Graph } from '../ir/graph.js';
 import { GENERATION_IO, type CachedGraph } from '../ir/lower/inference.js';
 import type { GenerationGraphSource } from '../ir/lower/inferenceStage.js';
 import { optimize } from '../ir/passes/index.js';
+import type { SymbolicDims } from '../ir/symbolic.js';
 import { emitModel, type InitializerData } from '../../targets/onnx/emit.js';
 import type { ActiveSequence } from './generate.js';
 import { createSession, ort, type Device, type OrtSession, type OrtTensor } from './ort.js';
@@ -62,8 +63,9 @@ function cutContext(ids: readonly number[], head: number, keep: number): number[
   return ids.length <= keep ? [...ids] : [...ids.slice(0, head), ...ids.slice(ids.length - (keep - head))];
 }
 
-async function sessionOf(graph: Graph, weights: ReadonlyMap<string, InitializerData>, options: LogitsOptions): Promise<OrtSession> {
-  const model = emitModel(optimize(graph).graph, { initializers: weights });
+async function sessionOf(graph: Graph, weights: ReadonlyMap<string, InitializerData>, options: LogitsOptions, dims?: SymbolicDims): Promise<OrtSession> {
+  // A graph with dynamic sizes comes optimised (its symbolic dimensions are those of that graph).
+  const model = emitModel(dims ? graph : optimize(graph).graph, { initializers: weights, ...(dims ? { dims } : {}) });
   return createSession(model.bytes, options.device ?? 'cpu', options.threads);
 }
 
@@ -141,13 +143,14 @@ export class CachedLogits implements LogitsSource {
     return this.known;
   }
 
+  /** The prefill graph for prompts of `length`: one session per length, or one for all when the graph has dynamic sizes. */
   private async prefillGraph(length: number): Promise<{ session: OrtSession; graph: CachedGraph }> {
-    let p = this.prefills.get(length);
+    let p = this.prefills.get(length) ?? this.prefills.get(-1);
     if (!p) {
       const graph = this.source.prefill(this.batch, length);
-      p = { session: await sessionOf(graph.graph, this.weights, this.options), graph };
+      p = { session: await sessionOf(graph.graph, this.weights, this.options, graph.dims), graph };
       this.stats.compiled++;
-      this.prefills.set(length, p);
+      this.prefills.set(graph.dims ? -1 : length, p);
       this.vocab = graph.graph.outputs[0]!.value.shape[2]!;
     }
     return p;
@@ -211,7 +214,7 @@ export class CachedLogits implements LogitsSource {
     const C = this.capacity;
     if (!this.decodeGraph) {
       const graph = this.source.decode(B, C);
-      this.decodeGraph = { session: await sessionOf(graph.graph, this.weights, this.options), graph };
+      this.decodeGraph = { session: await sessionOf(graph.graph, this.weights, this.options, graph.dims), graph };
       this.stats.compiled++;
     }
     const tokens = rows.map((ids) => ids[ids.length - 1] ?? this.options.pad);

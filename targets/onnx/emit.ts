@@ -7,6 +7,7 @@
 import { describeNode, formatProvenance, IrError, type Graph, type Node, type Value } from '../../src/ir/graph.js';
 import type { LoweringContext, OnnxAttr } from '../../src/ir/op.js';
 import { lookupOp } from '../../src/ir/ops/index.js';
+import { formatDim, type Dim, type SymbolicDims } from '../../src/ir/symbolic.js';
 import { makeTensor, sizeOf, type DType } from '../../src/ir/tensor.js';
 import { elemType, IR_VERSION, OPSET, onnx, tensorProto, valueInfo } from './proto.js';
 
@@ -37,6 +38,12 @@ export interface EmitOptions {
   readonly externalDataFile?: string;
   readonly docString?: string;
   readonly producerVersion?: string;
+  /**
+   * The graph's symbolic dimensions (ir/symbolic.ts): inputs and outputs get
+   * `dim_param`s, and reshape targets and slice bounds are computed from the inputs'
+   * shapes, so the model runs at any batch and sequence length.
+   */
+  readonly dims?: SymbolicDims;
 }
 
 export interface EmittedModel {
@@ -59,7 +66,7 @@ export interface LoweredNodes {
  * other values are `v<id>`, temporaries `<prefix>t<n>`, constants `<prefix>const<n>`
  * (the prefix keeps the names of a loop body apart from its model's).
  */
-export function lowerNodes(graph: Graph, prefix = ''): LoweredNodes {
+export function lowerNodes(graph: Graph, prefix = '', dims?: SymbolicDims): LoweredNodes {
   const nodes: InstanceType<typeof onnx.NodeProto>[] = [];
   const constants = new Map<string, string>();
   const constantProtos: InstanceType<typeof onnx.TensorProto>[] = [];
@@ -108,6 +115,47 @@ export function lowerNodes(graph: Graph, prefix = ''): LoweredNodes {
     constFloat: (values, dims) => constant('f32', values, dims ?? [values.length]),
     constBool: (values, dims) => constant('bool', values.map(Number), dims ?? [values.length]),
     constInt8: (values, dims) => constant('i8', values, dims ?? [values.length]),
+    shapeOf: (v) => {
+      const symbolic = dims?.shapes.get(v.id);
+      return symbolic ? runtimeInts(symbolic) : ctx.constInt64(v.shape);
+    },
+    intsOf: (node, attr, values) => {
+      const symbolic = dims && node.outputs.length ? dims.attrs.get(node.outputs[0]!.id)?.[attr] : undefined;
+      if (!symbolic) return ctx.constInt64(values);
+      const raw = node.attrs[attr] as readonly number[];
+      if (raw.join() !== values.join()) throw new IrError(`attribute ${attr} [${raw.join(', ')}] counts from the end of an axis whose size varies; write it from the start`);
+      return runtimeInts(symbolic);
+    },
+  };
+
+  // Dynamic sizes: each symbol read once from its input's shape, each list of dimensions built once.
+  const symbolTensors = new Map<string, string>();
+  const intLists = new Map<string, string>();
+  const symbolTensor = (name: string): string => {
+    let t = symbolTensors.get(name);
+    if (!t) {
+      const source = dims!.symbols.find((s) => s.name === name);
+      if (!source) throw new IrError(`no input gives the size ${name}`);
+      t = ctx.emit('Shape', [source.input], 1, { start: { i: source.axis }, end: { i: source.axis + 1 } })[0]!;
+      symbolTensors.set(name, t);
+    }
+    return t;
+  };
+  const runtimeInts = (list: readonly Dim[]): string => {
+    const key = list.map(formatDim).join(',');
+    let name = intLists.get(key);
+    if (!name) {
+      const parts = list.map((d) => {
+        if (typeof d === 'number') return ctx.constInt64([d]);
+        let t = d.symbols.map(symbolTensor).reduce((a, b) => ctx.emit('Mul', [a, b], 1)[0]!);
+        if (d.coefficient !== 1) t = ctx.emit('Mul', [t, ctx.constInt64([d.coefficient])], 1)[0]!;
+        if (d.offset !== 0) t = ctx.emit('Add', [t, ctx.constInt64([d.offset])], 1)[0]!;
+        return t;
+      });
+      name = parts.length === 1 ? parts[0]! : ctx.emit('Concat', parts, 1, { axis: { i: 0 } })[0]!;
+      intLists.set(key, name);
+    }
+    return name;
   };
 
   for (const node of graph.nodes) {
@@ -124,7 +172,8 @@ export function lowerNodes(graph: Graph, prefix = ''): LoweredNodes {
 }
 
 export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel {
-  const { nodes, constants: constantProtos } = lowerNodes(graph);
+  const { nodes, constants: constantProtos } = lowerNodes(graph, '', options.dims);
+  const dimsOf = (v: Value): readonly (number | string)[] => options.dims?.shapes.get(v.id)?.map((d) => (typeof d === 'number' ? d : formatDim(d))) ?? v.shape;
   const init = options.initializers ?? new Map();
   const inputs = graph.inputs.filter((v) => !init.has(v.inputName!));
   const initializers = graph.inputs.filter((v) => init.has(v.inputName!)).map((v) => initializerProto(v, init.get(v.inputName!)!));
@@ -143,8 +192,8 @@ export function emitModel(graph: Graph, options: EmitOptions = {}): EmittedModel
     graph: {
       name: graph.name,
       node: nodes,
-      input: inputs.map((v) => valueInfo(v.inputName!, v.dtype, v.shape)),
-      output: graph.outputs.map((o) => valueInfo(o.name, o.value.dtype, o.value.shape)),
+      input: inputs.map((v) => valueInfo(v.inputName!, v.dtype, dimsOf(v))),
+      output: graph.outputs.map((o) => valueInfo(o.name, o.value.dtype, dimsOf(o.value))),
       initializer: [...constantProtos, ...initializers],
     },
   });

@@ -50,9 +50,10 @@ export function tensorProto(name: string, t: Tensor): InstanceType<typeof onnx.T
   return onnx.TensorProto.create({ name, dims: [...t.shape], dataType: elemType(t.dtype), rawData: rawBytes(t.dtype, t.data) });
 }
 
-export function valueInfo(name: string, dtype: DType, shape: readonly number[]): InstanceType<typeof onnx.ValueInfoProto> {
+/** A value's name and type; a string dimension is a `dim_param` (a size known at run time: `batch`, `past_sequence + 1`). */
+export function valueInfo(name: string, dtype: DType, shape: readonly (number | string)[]): InstanceType<typeof onnx.ValueInfoProto> {
   return onnx.ValueInfoProto.create({
     name,
-    type: { tensorType: { elemType: elemType(dtype), shape: { dim: shape.map((d) => ({ dimValue: d })) } } },
+    type: { tensorType: { elemType: elemType(dtype), shape: { dim: shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
   });
 }

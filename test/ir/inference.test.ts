@@ -196,9 +196,9 @@ describe('the derived graphs', () => {
     expect(io(decode.graph).outputs[1]).toBe('present.llama.blocks.0.attn.key: [3, 2, 1, 8]');
     // Grouped-query attention caches its 2 key/value heads, not the 4 query heads they serve.
     expect(stageGraphSource(module, 'grouped').decode(1, 3).sites[1]).toMatchObject({ block: 'gqa.blocks.1.attn', keyShape: [1, 2, 1, 4], valueShape: [1, 2, 1, 4] });
-    // rope has no table to run out of; learned positions have 16 rows.
+    // rope has no table to run out of; learned positions have 24 rows.
     expect(prefill.maxPositions).toBeNull();
-    expect(stageGraphSource(module, 'learned').prefill(1, 16).maxPositions).toBe(16);
+    expect(stageGraphSource(module, 'learned').prefill(1, 24).maxPositions).toBe(24);
   });
 
   it("with present: 'all', present is the past followed by the new keys and values", () => {

@@ -37,6 +37,7 @@
 import { GraphBuilder } from '../builder.js';
 import { IrError, type Graph, type Node, type Value } from '../graph.js';
 import { ropeTables } from '../ops/nn.js';
+import type { SymbolicDims } from '../symbolic.js';
 import { makeTensor, sizeOf, type Tensor } from '../tensor.js';
 
 /** The names of one attention block's cache tensors, and their shape for one token. */
@@ -63,6 +64,8 @@ export interface CachedGraph {
    * positions at all). A sequence longer than this cannot be generated.
    */
   readonly maxPositions: number | null;
+  /** Symbolic dimensions when the graph serves any batch and length (inferenceStage.ts, dynamicGenerationGraphs). */
+  readonly dims?: SymbolicDims;
 }
 
 export interface CacheOptions {

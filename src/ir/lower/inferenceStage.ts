@@ -8,9 +8,11 @@
 import type { ModuleInfo } from '../../check/modules.js';
 import { GraphBuilder } from '../builder.js';
 import type { Graph, Value } from '../graph.js';
+import { optimize } from '../passes/index.js';
+import { symbolicDims, type SymbolicDims } from '../symbolic.js';
 import { deriveCachedGraph, GENERATION_IO, type CachedGraph, type CacheOptions } from './inference.js';
 import { Env, Lowerer } from './interp.js';
-import { modelParams, type ParamInfo } from './models.js';
+import { modelParams, type ModelNode, type ParamInfo } from './models.js';
 import { describeLV, LoweringError } from './values.js';
 
 /**
@@ -33,6 +35,20 @@ export interface GenerationGraphSource {
 export function lowerForward(module: ModuleInfo, stageName: string, batch: number, seq: number, name = 'forward'): Graph {
   const decl = module.stages.get(stageName);
   if (!decl) throw new LoweringError(`${module.path} has no stage '${stageName}'`);
+  const probe = new Lowerer(new GraphBuilder('probe'), () => {
+    throw new LoweringError('the stage target cannot read parameters');
+  });
+  const target = probe.eval(decl.target, new Env(module));
+  if (target.k !== 'model') throw new LoweringError(`stage ${decl.name.name}: the target must be a model, got ${describeLV(target)}`);
+  return lowerModelForward(target.m, batch, seq, name);
+}
+
+/**
+ * The forward of `model` on `tokens` i64[batch, seq], output `logits`; its
+ * parameters are inputs `<model>.<path>`, all of them (used or not), in declaration
+ * order: the same list for every size.
+ */
+export function lowerModelForward(model: ModelNode, batch: number, seq: number, name = 'forward'): Graph {
   const b = new GraphBuilder(name);
   const inputs = new Map<string, Value>();
   const lw = new Lowerer(b, (p: ParamInfo): Value => {
@@ -41,26 +57,17 @@ export function lowerForward(module: ModuleInfo, stageName: string, batch: numbe
     if (!v) inputs.set(input, (v = b.input(input, p.dtype, p.shape)));
     return v;
   });
-  const target = lw.eval(decl.target, new Env(module));
-  if (target.k !== 'model') throw new LoweringError(`stage ${decl.name.name}: the target must be a model, got ${describeLV(target)}`);
-  // Every parameter is an input, used or not, in declaration order: the same list for every size.
-  for (const p of modelParams(target.m)) lw.params(p);
+  for (const p of modelParams(model)) lw.params(p);
   const tokens = b.input(GENERATION_IO.tokens, 'i64', [batch, seq]);
-  const out = lw.callModel(target.m, [{ k: 'tensor', v: tokens }]);
-  if (out.k !== 'tensor') throw new LoweringError(`${target.m.owner}'s forward must return a tensor`);
+  const out = lw.callModel(model, [{ k: 'tensor', v: tokens }]);
+  if (out.k !== 'tensor') throw new LoweringError(`${model.owner}'s forward must return a tensor`);
   b.output(GENERATION_IO.logits, out.v);
   return b.build();
 }
 
-/**
- * Whether a forward's output is next-token logits: [B, S, vocab]. The message
- * when not, for a stage that asks to generate with a model that cannot.
- */
-export function logitsProblem(forward: Graph, vocab: number): string | null {
-  const shape = forward.outputs.find((o) => o.name === GENERATION_IO.logits)?.value.shape ?? [];
-  const tokens = forward.inputs.find((v) => v.inputName === GENERATION_IO.tokens)!.shape;
-  if (shape.length === 3 && shape[0] === tokens[0] && shape[1] === tokens[1] && shape[2] === vocab) return null;
-  return `its output is [${shape.join(', ')}], not next-token logits [batch, length, ${vocab}]`;
+/** The shape of a forward's `logits` output (next-token logits are [B, S, vocab]); null when it has none. */
+export function logitsShape(forward: Graph): readonly number[] | null {
+  return forward.outputs.find((o) => o.name === GENERATION_IO.logits)?.value.shape ?? null;
 }
 
 /** The generation graphs of a stage's model (its target), lowered on demand. */
@@ -70,4 +77,61 @@ export function stageGraphSource(module: ModuleInfo, stageName: string, present:
     decode: (batch, past) => deriveCachedGraph(lowerForward(module, stageName, batch, 1, 'decode'), { past, present }),
     forward: (batch, length) => lowerForward(module, stageName, batch, length),
   };
+}
+
+/** A generation graph with dynamic sizes: the graph at one set of sample sizes, optimised, and its symbolic dimensions. */
+export interface DynamicGraph extends CachedGraph {
+  readonly dims: SymbolicDims;
+}
+
+/**
+ * A stage's generation graphs with dynamic sizes: one prefill and one decode graph
+ * serve every batch, prompt length and cache length (lowered once, on first use).
+ */
+export function dynamicGraphSource(module: ModuleInfo, stageName: string, positionLimit: number): GenerationGraphSource {
+  let graphs: { prefill: DynamicGraph; decode: DynamicGraph } | null = null;
+  const get = () => (graphs ??= dynamicGenerationGraphs(module, stageName, positionLimit));
+  return {
+    prefill: () => get().prefill,
+    decode: () => get().decode,
+    forward: (batch, length) => lowerForward(module, stageName, batch, length),
+  };
+}
+
+/** The dim_param names of generation graphs. */
+export const GENERATION_DIMS = { batch: 'batch', sequence: 'sequence', past: 'past_sequence' } as const;
+
+/**
+ * Sizes of the three lowerings a dynamic graph is solved from: distinct for each
+ * symbol (so no dimension of one can pass for another's), at least 2 (a size-1 axis
+ * lowers differently), and small (a model with 8 positions still fits).
+ */
+const SAMPLE_SIZES = { batch: [2, 3, 5], sequence: [3, 5, 7], past: [4, 6, 9] } as const;
+
+/**
+ * The prefill and decode graphs of a stage's model with dynamic batch, prompt and
+ * cache lengths (ONNX dim_params `batch`, `sequence`, `past_sequence`), already
+ * optimised. Positions must stay below `positionLimit` (the rows of rope's tables).
+ */
+export function dynamicGenerationGraphs(module: ModuleInfo, stageName: string, positionLimit: number, present: CacheOptions['present'] = 'new'): { prefill: DynamicGraph; decode: DynamicGraph } {
+  const { batch, sequence, past } = SAMPLE_SIZES;
+  const solved = (graphs: CachedGraph[], symbols: Parameters<typeof symbolicDims>[1]): DynamicGraph => {
+    const optimized = graphs.map((g) => optimize(g.graph).graph) as [Graph, Graph, Graph];
+    return { ...graphs[0]!, graph: optimized[0], dims: symbolicDims(optimized, symbols) };
+  };
+  const prefill = solved(
+    [0, 1, 2].map((k) => deriveCachedGraph(lowerForward(module, stageName, batch[k]!, sequence[k]!, 'prefill'), { past: 0, present, positionLimit })),
+    [
+      { name: GENERATION_DIMS.batch, values: batch },
+      { name: GENERATION_DIMS.sequence, values: sequence },
+    ],
+  );
+  const decode = solved(
+    [0, 1, 2].map((k) => deriveCachedGraph(lowerForward(module, stageName, batch[k]!, 1, 'decode'), { past: past[k]!, present, positionLimit })),
+    [
+      { name: GENERATION_DIMS.batch, values: batch },
+      { name: GENERATION_DIMS.past, values: past },
+    ],
+  );
+  return { prefill, decode };
 }

@@ -67,7 +67,7 @@ const RESHAPE: OpDef = {
   lower(ctx, node) {
     // The resolved shape, so neither -1 nor ONNX's "0 copies the input dimension" rule applies.
     const shape = node.outputs[0]!.shape;
-    ctx.emit('Reshape', [ctx.input(node, 0), ctx.constInt64(shape)], [ctx.output(node, 0)], shape.includes(0) ? { allowzero: { i: 1 } } : {});
+    ctx.emit('Reshape', [ctx.input(node, 0), ctx.shapeOf(node.outputs[0]!)], [ctx.output(node, 0)], shape.includes(0) ? { allowzero: { i: 1 } } : {});
   },
   grad(b, node, [g]) {
     const x = node.inputs[0]!;
@@ -173,7 +173,7 @@ const SLICE: OpDef = {
     const plan = planSlice(node.inputs[0]!, node.attrs);
     ctx.emit(
       'Slice',
-      [ctx.input(node, 0), ctx.constInt64(plan.starts), ctx.constInt64(plan.ends), ctx.constInt64(plan.axes), ctx.constInt64(plan.steps)],
+      [ctx.input(node, 0), ctx.intsOf(node, 'starts', plan.starts), ctx.intsOf(node, 'ends', plan.ends), ctx.constInt64(plan.axes), ctx.constInt64(plan.steps)],
       [ctx.output(node, 0)],
     );
   },
@@ -285,7 +285,7 @@ const EXPAND: OpDef = {
     return [gatherView(x!, shape, 0, shape.map((_, d) => (d < lead || x!.shape[d - lead] === 1 ? 0 : strides[d - lead]!)))];
   },
   lower(ctx, node) {
-    ctx.emit('Expand', [ctx.input(node, 0), ctx.constInt64(node.outputs[0]!.shape)], [ctx.output(node, 0)]);
+    ctx.emit('Expand', [ctx.input(node, 0), ctx.shapeOf(node.outputs[0]!)], [ctx.output(node, 0)]);
   },
   grad(b, node, [g]) {
     const x = node.inputs[0]!;
