@@ -92,7 +92,8 @@ function checkNode(node: NodeProto, inputs: readonly (string | null)[], opset: n
   const range = k?.ranges.find((r) => r.since <= opset && (r.until === null || opset <= r.until));
   if (!k || !range) {
     report(k ? `the CUDA provider has ${op} kernels, but none for opset ${opset}` : `the CUDA provider has no ${op} kernel (onnxruntime runs it on the CPU)`);
-    return (node.output ?? []).map(() => inputs[0] ?? null);
+    // Shape gives int64 whatever its input (dynamic-size graphs compute reshape targets from it).
+    return (node.output ?? []).map(() => (op === 'Shape' ? 'int64' : (inputs[0] ?? null)));
   }
   // One reason per node: the first operand that does not fit.
   const problems: string[] = [];

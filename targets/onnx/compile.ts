@@ -5,7 +5,7 @@
  * replaced by its file entry. Optimisation passes run here, and their node
  * counts go into the manifest.
  */
-import type { Graph } from '../../src/ir/graph.js';
+import type { Graph, Value } from '../../src/ir/graph.js';
 import type { StagePlan } from '../../src/ir/lower/plan.js';
 import { optimize, type PassReport } from '../../src/ir/passes/index.js';
 import { stackedBatchInputName } from '../../src/check/dataSchema.js';
@@ -64,13 +64,16 @@ export function compilePlan<Settings>(plan: StagePlan<Settings>, recipe: string,
     const { graph, report } = optimize(g);
     passes.push(report);
     const file = `${name}.onnx`;
-    const model = emitModel(graph, { producerVersion, docString: `${recipe}: stage ${plan.stage}, ${g.name}`, ...(initializers ? { initializers } : {}) });
+    // A graph with dynamic sizes (prefill, decode): dim_params, and -1 for those sizes in the manifest.
+    const dims = plan.dims?.[name];
+    const model = emitModel(graph, { producerVersion, docString: `${recipe}: stage ${plan.stage}, ${g.name}`, ...(initializers ? { initializers } : {}), ...(dims ? { dims } : {}) });
+    const shapeOf = (v: Value): readonly number[] => dims?.shapes.get(v.id)?.map((d) => (typeof d === 'number' ? d : -1)) ?? v.shape;
     files.push({ name: file, bytes: model.bytes });
     graphs[name] = graph;
     entries[name] = {
       file,
-      inputs: graph.inputs.filter((v) => !initializers?.has(v.inputName!)).map((v) => tensorEntry(v.inputName!, v.dtype, v.shape)),
-      outputs: graph.outputs.map((o) => tensorEntry(o.name, o.value.dtype, o.value.shape)),
+      inputs: graph.inputs.filter((v) => !initializers?.has(v.inputName!)).map((v) => tensorEntry(v.inputName!, v.dtype, shapeOf(v))),
+      outputs: graph.outputs.map((o) => tensorEntry(o.name, o.value.dtype, shapeOf(o.value))),
       nodes: { ir: g.nodes.length, optimized: graph.nodes.length, onnx: model.nodeCount },
     };
   }
@@ -79,7 +82,7 @@ export function compilePlan<Settings>(plan: StagePlan<Settings>, recipe: string,
     files.push({ name: loop.entry.file, bytes: loop.bytes });
     entries[plan.loop.name] = loop.entry;
   }
-  const { graphs: _graphs, ...rest } = plan;
+  const { graphs: _graphs, dims: _dims, ...rest } = plan;
   const manifest: Manifest<Settings> = { format: MANIFEST_FORMAT, recipe, ...rest, graphs: entries };
   return { manifest, files, passes, graphs };
 }

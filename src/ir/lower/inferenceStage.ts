@@ -10,7 +10,9 @@ import { GraphBuilder } from '../builder.js';
 import type { Graph, Value } from '../graph.js';
 import { optimize } from '../passes/index.js';
 import { symbolicDims, type SymbolicDims } from '../symbolic.js';
+import { IrError } from '../graph.js';
 import { deriveCachedGraph, GENERATION_IO, type CachedGraph, type CacheOptions } from './inference.js';
+import type { GenerationPlan } from './plan.js';
 import { Env, Lowerer } from './interp.js';
 import { modelParams, type ModelNode, type ParamInfo } from './models.js';
 import { describeLV, LoweringError } from './values.js';
@@ -134,4 +136,58 @@ export function dynamicGenerationGraphs(module: ModuleInfo, stageName: string, p
     ],
   );
   return { prefill, decode };
+}
+
+/** What a stage plan gains for generation: the two graphs, their dimensions, the plan entry. */
+export interface PlannedGeneration {
+  readonly graphs: { readonly prefill: Graph; readonly decode: Graph };
+  readonly dims: { readonly prefill: SymbolicDims; readonly decode: SymbolicDims };
+  readonly plan: GenerationPlan;
+}
+
+/**
+ * The generation graphs of a stage's model, for its plan, when the model outputs
+ * next-token logits over `vocab` and its attention can be cached; null otherwise
+ * (a reward model, or attention the derivation does not recognise: such a model
+ * still generates by recomputing its forward).
+ */
+export function planGeneration(module: ModuleInfo, stageName: string, model: ModelNode, vocab: number, positionLimit: number): PlannedGeneration | null {
+  const shape = logitsShape(lowerModelForward(model, 1, 1));
+  if (shape?.length !== 3 || shape[2] !== vocab) return null;
+  let graphs;
+  try {
+    graphs = dynamicGenerationGraphs(module, stageName, positionLimit);
+  } catch (e) {
+    if (e instanceof IrError) return null;
+    throw e;
+  }
+  const { prefill, decode } = graphs;
+  return {
+    graphs: { prefill: prefill.graph, decode: decode.graph },
+    dims: { prefill: prefill.dims, decode: decode.dims },
+    plan: {
+      prefill: 'prefill',
+      decode: 'decode',
+      tokens: GENERATION_IO.tokens,
+      positions: GENERATION_IO.positions,
+      attentionMask: GENERATION_IO.mask,
+      logits: GENERATION_IO.logits,
+      cache: prefill.sites.map((s) => ({
+        block: s.block,
+        pastKey: s.pastKey,
+        pastValue: s.pastValue,
+        presentKey: s.presentKey,
+        presentValue: s.presentValue,
+        heads: s.keyShape.slice(1, -2).reduce((a, b) => a * b, 1),
+        headDim: s.keyShape[s.keyShape.length - 1]!,
+      })),
+      maxPositions: Math.min(positionLimit, prefill.maxPositions ?? Infinity),
+    },
+  };
+}
+
+/** The most positions a model takes: its `ctx` argument when it has one (std.nn's models do), else `fallback` (the stage's sequence length). */
+export function modelContext(model: ModelNode, fallback: number): number {
+  const ctx = model.args.get('ctx');
+  return ctx?.k === 'int' && ctx.n > 0 ? ctx.n : fallback;
 }

@@ -6,6 +6,7 @@
  * files is this plan serialised, with each graph replaced by its file entry.
  */
 import type { Graph } from '../graph.js';
+import type { SymbolicDims } from '../symbolic.js';
 import type { DType } from '../tensor.js';
 import type { DatasetSpec, Init } from './types.js';
 
@@ -56,6 +57,43 @@ export interface LoopPlan {
   readonly scanOutputs: readonly string[];
 }
 
+/** One attention block's cache, as the generation graphs name it. */
+export interface CacheEntry {
+  /** The attention block's scope: `gpt.blocks.0.attn`. */
+  readonly block: string;
+  /** Decode-graph inputs: the cached keys and values, [batch, kv_heads, past_sequence, head_dim]. */
+  readonly pastKey: string;
+  readonly pastValue: string;
+  /** Outputs of both graphs: the new tokens' keys and values, [batch, kv_heads, sequence, head_dim]. */
+  readonly presentKey: string;
+  readonly presentValue: string;
+  /** [kv_heads, head_dim]. */
+  readonly heads: number;
+  readonly headDim: number;
+}
+
+/**
+ * How a stage's model generates (the `prefill` and `decode` graphs, dynamic batch
+ * and lengths): prefill runs the prompts (tokens, positions, attention_mask: all
+ * [batch, sequence]) → logits and each block's keys and values; decode runs one
+ * token per sequence after `past_sequence` cached slots (attention_mask
+ * [batch, past_sequence + 1]). A runtime keeps the cache and writes each step's
+ * present keys and values into it (see src/ir/lower/inference.ts).
+ */
+export interface GenerationPlan {
+  readonly prefill: string;
+  readonly decode: string;
+  /** Input and output names. */
+  readonly tokens: string;
+  readonly positions: string;
+  readonly attentionMask: string;
+  readonly logits: string;
+  /** Per attention block, in the order of the forward. */
+  readonly cache: readonly CacheEntry[];
+  /** Positions must stay below this (position tables, rope tables). */
+  readonly maxPositions: number;
+}
+
 export interface StagePlan<Settings = unknown> {
   /** The stage kind (`train`, `rl`, …): which module in src/stages/ runs it. */
   readonly kind: string;
@@ -63,6 +101,10 @@ export interface StagePlan<Settings = unknown> {
   /** The recipe-level model the stage works on. */
   readonly model: string;
   readonly graphs: Readonly<Record<string, Graph>>;
+  /** Graphs emitted with dynamic sizes (by graph name): their symbolic dimensions. Not in the manifest. */
+  readonly dims?: Readonly<Record<string, SymbolicDims>>;
+  /** How the stage's model generates, when it outputs next-token logits. */
+  readonly generation?: GenerationPlan | null;
   readonly params: readonly PlannedParam[];
   readonly state: readonly StatePlan[];
   /** Output → the input it feeds at the next step. */

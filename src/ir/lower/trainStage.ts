@@ -17,6 +17,7 @@ import { batchInputName, DATASET_FORMATS, fieldShape, graphFields } from '../../
 import { STAGE_KINDS } from '../../check/stageRules.js';
 import { intConst } from '../../check/types.js';
 import { Env, Lowerer, tyToLV, type ModuleValues } from './interp.js';
+import { modelContext, planGeneration } from './inferenceStage.js';
 import { modelParams, type ParamInfo } from './models.js';
 import { asBool, asInt, asNumber, describeLV, LoweringError, NotYetSupported, type DatasetSpec, type LV } from './values.js';
 
@@ -63,7 +64,11 @@ export interface TrainSettings {
   readonly schedule: ScheduleSpec;
 }
 
-/** A train stage lowered to IR: `train_step` (forward, loss, gradients, update), `eval` (the loss; with `eval every`), `inference` (the model's forward on [1, T] tokens → logits). */
+/**
+ * A train stage lowered to IR: `train_step` (forward, loss, gradients, update), `eval` (the loss; with `eval every`),
+ * `inference` (the model's forward on [1, T] tokens → logits), and for a language model `prefill` and `decode`
+ * (generation with a KV cache, dynamic batch and lengths: plan.generation).
+ */
 export type TrainPlan = StagePlan<TrainSettings>;
 
 /** What lowering needs from the run that it cannot know on its own. */
@@ -258,6 +263,10 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   ib.output('logits', out.v);
   graphs['inference'] = ib.build();
 
+  // ---- generation: prefill and decode with a KV cache, any batch and length (a language model's)
+  const generation = planGeneration(module, decl.name.name, model, dataset.tokenizer.vocab, modelContext(model, seqLen));
+  if (generation) Object.assign(graphs, generation.graphs);
+
   const data: Record<string, DataInput> = { train: { spec: dataset, fields: batch.fields } };
   if (evalData) data['eval'] = evalData;
   return {
@@ -270,6 +279,7 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
     feedback,
     data,
     loop: { body: 'train_step', name: 'train_loop', data: 'train', scanOutputs: ['loss', 'grad_norm', 'lr'] },
+    ...(generation ? { dims: generation.dims, generation: generation.plan } : { generation: null }),
     settings: { batchSize, gradAccum, steps, seed, evalEvery, optimizer, schedule },
   };
 }

@@ -305,12 +305,12 @@ describe('compilePlan on test/fixtures/train/tiny.pt-recipe', () => {
   let compiled: Compiled;
   let plan: TrainPlan;
 
-  it('produces train_step, eval and inference models, opset 17, that load and run on feeds of the manifest shapes', async () => {
+  it('produces train_step, eval, inference, prefill and decode models, opset 17, that load and run on feeds of the manifest shapes', async () => {
     plan = tinyPlan();
     compiled = compilePlan(plan, 'tiny.pt-recipe');
     const m = compiled.manifest;
     expect(m.format).toBe(MANIFEST_FORMAT);
-    expect(compiled.files.map((f) => f.name)).toEqual(['train_step.onnx', 'eval.onnx', 'inference.onnx', 'train_loop.onnx']);
+    expect(compiled.files.map((f) => f.name)).toEqual(['train_step.onnx', 'eval.onnx', 'inference.onnx', 'prefill.onnx', 'decode.onnx', 'train_loop.onnx']);
     // The Loop model declares its inputs and outputs as the manifest says; it is run in loop.test.ts.
     const loopProto = decode(compiled.files.find((f) => f.name === 'train_loop.onnx')!.bytes);
     expect(loopProto.inputs).toEqual(m.graphs['train_loop']!.inputs.map((i) => i.name));
@@ -327,7 +327,8 @@ describe('compilePlan on test/fixtures/train/tiny.pt-recipe', () => {
     const entries = { 'train_step.onnx': m.graphs['train_step']!, 'eval.onnx': m.graphs['eval']!, 'inference.onnx': m.graphs['inference']! };
     const vocab = m.graphs['inference']!.outputs.find((o) => o.name === 'logits')!.shape.at(-1)!;
     expect(vocab).toBeGreaterThan(2);
-    for (const file of compiled.files.filter((f) => f.name !== 'train_loop.onnx')) {
+    // prefill and decode (dynamic sizes, -1 in the manifest) are run below.
+    for (const file of compiled.files.filter((f) => f.name in entries)) {
       const entry = entries[file.name as keyof typeof entries];
       expect(entry.file).toBe(file.name);
       const proto = decode(file.bytes);
@@ -358,6 +359,38 @@ describe('compilePlan on test/fixtures/train/tiny.pt-recipe', () => {
         expect(out.get('grad_norm')!.data[0]).toBeGreaterThanOrEqual(0);
       }
     }
+  });
+
+  it('names the generation graphs and their cache in the manifest; prefill and decode run at sizes the manifest leaves open (-1)', async () => {
+    const m = compiled.manifest;
+    const generation = m.generation!;
+    expect(generation).toMatchObject({ prefill: 'prefill', decode: 'decode', tokens: 'tokens', positions: 'positions', attentionMask: 'attention_mask', logits: 'logits', maxPositions: 16 });
+    expect(generation.cache.map((c) => [c.block, c.pastKey, c.presentValue, c.heads, c.headDim])).toEqual([
+      ['lm.blocks.0.attn', 'past.lm.blocks.0.attn.key', 'present.lm.blocks.0.attn.value', 2, 8],
+      ['lm.blocks.1.attn', 'past.lm.blocks.1.attn.key', 'present.lm.blocks.1.attn.value', 2, 8],
+    ]);
+    expect('dims' in m).toBe(false);
+    const shapeOf = (name: string, graph: string) => m.graphs[graph]!.inputs.find((i) => i.name === name)?.shape ?? m.graphs[graph]!.outputs.find((o) => o.name === name)!.shape;
+    expect(shapeOf('tokens', 'prefill')).toEqual([-1, -1]);
+    expect(shapeOf('attention_mask', 'decode')).toEqual([-1, -1]);
+    expect(shapeOf('past.lm.blocks.0.attn.key', 'decode')).toEqual([-1, 2, -1, 8]);
+    expect(shapeOf('logits', 'decode')).toEqual([-1, 1, 19]);
+    // Batch 2, prompt 3, then one token after 5 cache slots; weights all 1, as above.
+    const [B, S, C] = [2, 3, 5];
+    const sized = (graph: string, sizes: Record<string, number[]>) =>
+      new Map(
+        m.graphs[graph]!.inputs.map((i) => {
+          const shape = sizes[i.name] ?? (i.name.startsWith('past.') ? [B, 2, C, 8] : i.shape);
+          return [i.name, makeTensor(i.dtype as DType, shape, new Array<number>(shape.reduce((a, d) => a * d, 1)).fill(i.dtype === 'i64' ? 0 : 1))];
+        }),
+      );
+    const prefill = await runOnce(compiled.files.find((f) => f.name === 'prefill.onnx')!.bytes, sized('prefill', { tokens: [B, S], positions: [B, S], attention_mask: [B, S] }));
+    expect(prefill.get('logits')!.shape).toEqual([B, S, 19]);
+    expect(prefill.get('present.lm.blocks.1.attn.key')!.shape).toEqual([B, 2, S, 8]);
+    const decode = await runOnce(compiled.files.find((f) => f.name === 'decode.onnx')!.bytes, sized('decode', { tokens: [B, 1], positions: [B, 1], attention_mask: [B, C + 1] }));
+    expect(decode.get('logits')!.shape).toEqual([B, 1, 19]);
+    expect(decode.get('present.lm.blocks.0.attn.value')!.shape).toEqual([B, 2, 1, 8]);
+    expect([...decode.get('logits')!.data].every(Number.isFinite)).toBe(true);
   });
 
   it("pairs each 'new.X' output with input X of the same dtype and shape in the feedback map", () => {
