@@ -41,6 +41,8 @@ export interface LogitsOptions {
   readonly pad: number;
   readonly device?: Device;
   readonly threads?: number;
+  /** Sessions of graphs with dynamic sizes, shared with other runs (batches) of the same generation. */
+  readonly pool?: SessionPool;
 }
 
 /** Next-token logits for sequences in a batch: rows of `vocab` values, in the order asked. */
@@ -63,7 +65,7 @@ function cutContext(ids: readonly number[], head: number, keep: number): number[
   return ids.length <= keep ? [...ids] : [...ids.slice(0, head), ...ids.slice(ids.length - (keep - head))];
 }
 
-async function sessionOf(graph: Graph, weights: ReadonlyMap<string, InitializerData>, options: LogitsOptions, dims?: SymbolicDims): Promise<OrtSession> {
+async function sessionOf(graph: Graph, weights: ReadonlyMap<string, InitializerData>, options: Pick<LogitsOptions, 'device' | 'threads'>, dims?: SymbolicDims): Promise<OrtSession> {
   // A graph with dynamic sizes comes optimised (its symbolic dimensions are those of that graph).
   const model = emitModel(dims ? graph : optimize(graph).graph, { initializers: weights, ...(dims ? { dims } : {}) });
   return createSession(model.bytes, options.device ?? 'cpu', options.threads);
@@ -71,6 +73,36 @@ async function sessionOf(graph: Graph, weights: ReadonlyMap<string, InitializerD
 
 const i64 = (values: ArrayLike<number>, dims: readonly number[]): OrtTensor => new ort.Tensor('int64', BigInt64Array.from(Array.from(values), (v) => BigInt(v)), [...dims]);
 const bools = (values: Uint8Array, dims: readonly number[]): OrtTensor => new ort.Tensor('bool', values, [...dims]);
+
+/**
+ * Sessions of graphs with dynamic sizes, one per graph, shared by every batch of a
+ * generation (a graph of fixed sizes gets a session of its own per run).
+ */
+export class SessionPool {
+  private readonly sessions = new Map<Graph, Promise<OrtSession>>();
+  /** Sessions created. */
+  compiled = 0;
+
+  constructor(
+    private readonly weights: ReadonlyMap<string, InitializerData>,
+    private readonly options: Pick<LogitsOptions, 'device' | 'threads'>,
+  ) {}
+
+  session(graph: CachedGraph): Promise<OrtSession> {
+    let s = this.sessions.get(graph.graph);
+    if (!s) {
+      s = sessionOf(graph.graph, this.weights, this.options, graph.dims);
+      this.sessions.set(graph.graph, s);
+      this.compiled++;
+    }
+    return s;
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.sessions.values()) await (await s).release();
+    this.sessions.clear();
+  }
+}
 
 /** One cache tensor: where the prefill and decode graphs read and write it, and its data. */
 interface CacheTensor {
@@ -118,10 +150,22 @@ export class CachedLogits implements LogitsSource {
   }
 
   async release(): Promise<void> {
-    for (const p of this.prefills.values()) await p.session.release();
-    await this.decodeGraph?.session.release();
+    for (const s of this.owned) await s.release();
+    this.owned.length = 0;
     this.prefills.clear();
     this.decodeGraph = null;
+  }
+
+  /** Sessions this run created (not the pool's), released with it. */
+  private readonly owned: OrtSession[] = [];
+
+  /** A session for `graph`: the pool's when the graph has dynamic sizes and there is a pool, else a new one. */
+  private async sessionFor(graph: CachedGraph): Promise<OrtSession> {
+    if (graph.dims && this.options.pool) return this.options.pool.session(graph);
+    const session = await sessionOf(graph.graph, this.weights, this.options, graph.dims);
+    this.owned.push(session);
+    this.stats.compiled++;
+    return session;
   }
 
   /** First call: every sequence is active; size the batch, the limit and the cache. */
@@ -148,8 +192,7 @@ export class CachedLogits implements LogitsSource {
     let p = this.prefills.get(length) ?? this.prefills.get(-1);
     if (!p) {
       const graph = this.source.prefill(this.batch, length);
-      p = { session: await sessionOf(graph.graph, this.weights, this.options, graph.dims), graph };
-      this.stats.compiled++;
+      p = { session: await this.sessionFor(graph), graph };
       this.prefills.set(graph.dims ? -1 : length, p);
       this.vocab = graph.graph.outputs[0]!.value.shape[2]!;
     }
@@ -214,8 +257,7 @@ export class CachedLogits implements LogitsSource {
     const C = this.capacity;
     if (!this.decodeGraph) {
       const graph = this.source.decode(B, C);
-      this.decodeGraph = { session: await sessionOf(graph.graph, this.weights, this.options, graph.dims), graph };
-      this.stats.compiled++;
+      this.decodeGraph = { session: await this.sessionFor(graph), graph };
     }
     const tokens = rows.map((ids) => ids[ids.length - 1] ?? this.options.pad);
     const positions = this.lengths.map((n) => n);

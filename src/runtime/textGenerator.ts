@@ -10,13 +10,13 @@
 import { CHAT_ROLES, type ChatMessage } from '../check/chatTemplate.js';
 import type { ModuleInfo } from '../check/modules.js';
 import type { DatasetSpec } from '../ir/lower/types.js';
-import { logitsShape, lowerForward, stageGraphSource } from '../ir/lower/inferenceStage.js';
+import { dynamicGraphSource, logitsShape, lowerForward, stageGraphSource } from '../ir/lower/inferenceStage.js';
 import type { StagePlan } from '../ir/lower/plan.js';
 import { latestCheckpointDir, loadCheckpoint } from './checkpoint.js';
 import { runtimeTokenizer } from './datasets.js';
 import { UserError } from './errors.js';
 import { generatableIds, generateAll, Sampler, type Generation, type SamplingOptions } from './generate.js';
-import { CachedLogits, RecomputedLogits, type LogitsOptions, type LogitsSource } from './generateSession.js';
+import { CachedLogits, RecomputedLogits, SessionPool, type LogitsOptions, type LogitsSource } from './generateSession.js';
 import type { Device } from './ort.js';
 import { promptIds, replyStops, sequenceHead, type PromptInput } from './prompt.js';
 import type { Tokenizer } from './tokenizer.js';
@@ -113,53 +113,63 @@ export class TextGenerator {
     const prompts = inputs.map((input) => this.promptTokens(input));
     const allowed = generatableIds(tok);
     const sampler = new Sampler(settings.sampling, allowed, settings.seed);
-    const source = stageGraphSource(this.module, this.plan.stage);
     const seqLen = this.dataset.seqLen!;
+    // The plan's generation graphs have dynamic sizes: one prefill and one decode session serve every batch.
+    // Without them (attention the cache derivation does not recognise), the full forward at every token.
+    const generation = this.plan.generation;
+    const source = generation ? dynamicGraphSource(this.module, this.plan.stage, generation.maxPositions) : stageGraphSource(this.module, this.plan.stage);
+    const useCache = settings.cache && generation !== null && generation !== undefined;
+    const pool = new SessionPool(this.weights, { device: this.device, ...(this.threads ? { threads: this.threads } : {}) });
     // Stops mirror what closes a trained reply: eos, or the chat template's end without one.
     const stops = inputs.length ? replyStops(tok, inputs[0]!) : { ids: [], strings: [] };
     const results: TextResult[] = [];
-    for (let first = 0; first < inputs.length; first += settings.batch) {
-      const group = inputs.slice(first, first + settings.batch);
-      const groupPrompts = prompts.slice(first, first + settings.batch);
-      const options: LogitsOptions = {
-        // A next-token loss never trains the prediction at a sequence's last position: contexts hold at most T − 1 tokens.
-        contextLimit: Math.max(2, seqLen - 1),
-        head: sequenceHead(tok, group[0]!.format).length,
-        maxTokens: settings.maxTokens,
-        pad: tok.special('pad') ?? 0,
-        device: this.device,
-        ...(this.threads ? { threads: this.threads } : {}),
-      };
-      const logits: LogitsSource = settings.cache ? new CachedLogits(source, this.weights, options) : new RecomputedLogits(source, this.weights, options);
-      const generated: number[][] = groupPrompts.map(() => []);
-      let outputs: Generation[];
-      try {
-        outputs = await generateAll(
-          groupPrompts,
-          async (active) => {
-            const rows = await logits.next(active.map((s) => ({ index: s.index, ids: s.ids })));
-            const V = logits.vocab;
-            return active.map((s, i) => sampler.pick({ index: first + s.index, ids: s.ids }, rows.subarray(i * V, (i + 1) * V)));
-          },
-          {
-            maxTokens: settings.maxTokens,
-            stopIds: stops.ids,
-            stopStrings: [...stops.strings, ...settings.stopStrings],
-            decode: (ids) => tok.decode(ids),
-            ...(settings.onText
-              ? {
-                  onToken: (index: number, id: number) => {
-                    generated[index]!.push(id);
-                    settings.onText!(first + index, tok.decode([...groupPrompts[index]!, ...generated[index]!]));
-                  },
-                }
-              : {}),
-          },
-        );
-      } finally {
-        await logits.release();
+    try {
+      for (let first = 0; first < inputs.length; first += settings.batch) {
+        const group = inputs.slice(first, first + settings.batch);
+        const groupPrompts = prompts.slice(first, first + settings.batch);
+        const options: LogitsOptions = {
+          // A next-token loss never trains the prediction at a sequence's last position: contexts hold at most T − 1 tokens.
+          contextLimit: Math.max(2, Math.min(seqLen - 1, generation?.maxPositions ?? Infinity)),
+          head: sequenceHead(tok, group[0]!.format).length,
+          maxTokens: settings.maxTokens,
+          pad: tok.special('pad') ?? 0,
+          device: this.device,
+          ...(this.threads ? { threads: this.threads } : {}),
+          pool,
+        };
+        const logits: LogitsSource = useCache ? new CachedLogits(source, this.weights, options) : new RecomputedLogits(source, this.weights, options);
+        const generated: number[][] = groupPrompts.map(() => []);
+        let outputs: Generation[];
+        try {
+          outputs = await generateAll(
+            groupPrompts,
+            async (active) => {
+              const rows = await logits.next(active.map((s) => ({ index: s.index, ids: s.ids })));
+              const V = logits.vocab;
+              return active.map((s, i) => sampler.pick({ index: first + s.index, ids: s.ids }, rows.subarray(i * V, (i + 1) * V)));
+            },
+            {
+              maxTokens: settings.maxTokens,
+              stopIds: stops.ids,
+              stopStrings: [...stops.strings, ...settings.stopStrings],
+              decode: (ids) => tok.decode(ids),
+              ...(settings.onText
+                ? {
+                    onToken: (index: number, id: number) => {
+                      generated[index]!.push(id);
+                      settings.onText!(first + index, tok.decode([...groupPrompts[index]!, ...generated[index]!]));
+                    },
+                  }
+                : {}),
+            },
+          );
+        } finally {
+          await logits.release();
+        }
+        outputs.forEach((g, i) => results.push(this.result(groupPrompts[i]!, g)));
       }
-      outputs.forEach((g, i) => results.push(this.result(groupPrompts[i]!, g)));
+    } finally {
+      await pool.release();
     }
     return results;
   }
