@@ -1,5 +1,6 @@
 // Writes tiny-llama/: a small LLaMA-architecture checkpoint in the Hugging Face layout
-// (config.json, model.safetensors in bfloat16, tokenizer.json), with seeded random
+// (config.json, model.safetensors in bfloat16, tokenizer.json and tokenizer_config.json
+// naming its bos and eos), with seeded random
 // weights, for finetune.pt-recipe to import. A stand-in for a real model: point the
 // recipe's pretrained("...") at any LLaMA, Mistral, Qwen2 or GPT-2 folder instead.
 //
@@ -13,14 +14,17 @@ const here = dirname(fileURLToPath(import.meta.url));
 const out = process.argv[2] ?? join(here, 'tiny-llama');
 mkdirSync(out, { recursive: true });
 
-// The characters of the arithmetic data (examples/arith), one token each, and <unk>.
+// The characters of the arithmetic data (examples/arith), one token each, then <unk>, <s> and </s>.
 const chars = [...'0123456789+-*=\n'];
-const vocab = chars.length + 1;
+const specials = ['<unk>', '<s>', '</s>'];
+const vocab = chars.length + specials.length;
 const [dim, layers, heads, kvHeads, hidden, ctx] = [64, 2, 4, 2, 128, 32];
 
 const config = {
   architectures: ['LlamaForCausalLM'],
   attention_bias: false,
+  bos_token_id: chars.length + 1,
+  eos_token_id: chars.length + 2,
   hidden_act: 'silu',
   hidden_size: dim,
   intermediate_size: hidden,
@@ -88,12 +92,15 @@ writeFileSync(join(out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
 // A character-level BPE tokenizer (no merges): each character is one token.
 const tokenizer = {
   version: '1.0',
-  added_tokens: [{ id: chars.length, content: '<unk>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+  added_tokens: specials.map((content, i) => ({ id: chars.length + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
   normalizer: null,
   pre_tokenizer: null,
   post_processor: null,
   // Fuse: decoded tokens are joined without the spaces a decoder-less tokenizer puts between them.
   decoder: { type: 'Fuse' },
-  model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, vocab: Object.fromEntries([...chars.map((c, i) => [c, i]), ['<unk>', chars.length]]), merges: [] },
+  model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, vocab: Object.fromEntries([...chars, ...specials].map((c, i) => [c, i])), merges: [] },
 };
 writeFileSync(join(out, 'tokenizer.json'), `${JSON.stringify(tokenizer, null, 2)}\n`);
+// The special tokens, as transformers' tokenizer_config.json names them: hf("tiny-llama") frames rows with them.
+const tokenizerConfig = { add_bos_token: true, add_eos_token: false, bos_token: '<s>', eos_token: '</s>', model_max_length: ctx, tokenizer_class: 'PreTrainedTokenizerFast', unk_token: '<unk>' };
+writeFileSync(join(out, 'tokenizer_config.json'), `${JSON.stringify(tokenizerConfig, null, 2)}\n`);

@@ -36,9 +36,6 @@ import {
 import type { DiagnosticOptions } from '../language/diagnostics.js';
 import { rowSplitSizes, textSplitSizes, type SplitSizes } from './splits.js';
 import { CHAT_TEMPLATE_FIELDS, DEFAULT_CHAT_TEMPLATE } from './chatTemplate.js';
-import type { BlockDecl } from '../language/ast.js';
-import type { ModuleInfo } from './modules.js';
-import { pretrainedBuiltin, type PretrainedFacts } from './pretrained.js';
 import { readConfigSpecials, tokenizerJsonPath, type ConfigSpecials } from './hfTokenizer.js';
 
 /** How an argument is read: evaluated as an expression, or taken as a bare name from a fixed set. */
@@ -119,12 +116,8 @@ export interface BuiltinServices {
    * every stage that trains it.
    */
   checkpointStages(model: string, at: Span): readonly string[];
-  /** Block `block` of the standard library module std.`module`, loaded if no recipe imports it; null when missing (reported at `site`). */
-  stdBlock(module: string, block: string, site: CallSite): { readonly decl: BlockDecl; readonly module: ModuleInfo } | null;
-  /** Instantiates a block with every argument given, as a call at `site` would. */
-  instantiate(decl: BlockDecl, module: ModuleInfo, args: ReadonlyMap<string, Ty>, site: CallSite): ModelInstance | null;
-  /** Records what pretrained(...) read from a checkpoint folder (ModuleInfo.facts.pretrained). */
-  notePretrained(facts: PretrainedFacts): void;
+  /** The type rule of `pretrained(path)` (check/pretrained.ts): it reads a checkpoint folder and builds a std.nn block. */
+  pretrained(site: CallSite): Ty;
 }
 
 export interface BuiltinSpec {
@@ -911,7 +904,7 @@ const recipeBuiltins: Record<string, BuiltinSpec> = {
   },
   bytes: { params: [specialsParam], rule: tokenizerRule('bytes', () => ({ size: 256 })) },
   hf: { params: [{ name: 'path' }, specialsParam], rule: tokenizerRule('hf', hfVocabSize) },
-  pretrained: pretrainedBuiltin,
+  pretrained: { params: [{ name: 'path' }], rule: (site) => site.services.pretrained(site) },
   text: {
     params: [{ name: 'path' }, { name: 'tokenizer' }, { name: 'block' }, { name: 'split', default: FLOAT(1) }],
     rule: (site) => datasetRule(site, 'text', 'text'),

@@ -108,7 +108,7 @@ function checkEntries(entries: readonly { text: string; path: string }[], option
 
   for (const m of loader.modules.values()) {
     for (const [path, size] of services.tokenizerVocab) m.facts.tokenizerVocab.set(path, size);
-    for (const [dir, facts] of services.pretrained) m.facts.pretrained.set(dir, facts);
+    for (const [dir, facts] of services.pretrainedFacts) m.facts.pretrained.set(dir, facts);
   }
   const sources = new Map<string, SourceFile>();
   const recipes = new Map<string, Recipe>();

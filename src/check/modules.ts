@@ -6,11 +6,11 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Declaration, DeployDecl, Identifier, ImportDecl, Recipe, Span, StageDecl } from '../language/ast.js';
+import type { BlockDecl, Declaration, DeployDecl, Identifier, ImportDecl, Recipe, Span, StageDecl } from '../language/ast.js';
 import { didYouMean, SourceFile, type DiagnosticBag } from '../language/diagnostics.js';
 import { parseRecipe } from '../language/parser.js';
 import { isBuiltinName } from './builtins.js';
-import type { PretrainedFacts } from './pretrained.js';
+import type { BlockChoice, PretrainedTensor } from './pretrainedArchitectures.js';
 import type { Ty } from './types.js';
 
 export type NamedDeclaration = Extract<Declaration, { readonly name: Identifier }>;
@@ -50,6 +50,20 @@ export interface CheckedFacts {
   readonly deploys: { readonly decl: DeployDecl; readonly format: string; readonly settings: ReadonlyMap<string, Ty> }[];
   /** What pretrained("DIR") read (config, architecture, where each weight is), by absolute folder. */
   readonly pretrained: Map<string, PretrainedFacts>;
+}
+
+/** What the checker read from a checkpoint folder (`pretrained("DIR")`): lowering builds the model from it, the runtime loads its weights. */
+export interface PretrainedFacts {
+  /** Absolute path of the folder. */
+  readonly dir: string;
+  readonly modelType: string;
+  readonly choice: BlockChoice;
+  /** The std.nn block the model is, and the module declaring it. */
+  readonly block: { readonly decl: BlockDecl; readonly module: ModuleInfo };
+  /** config.json as read. */
+  readonly config: Readonly<Record<string, unknown>>;
+  /** Each parameter's tensor, by parameter name; null when the folder holds no weights (enough for `ptr check`). */
+  readonly tensors: ReadonlyMap<string, PretrainedTensor> | null;
 }
 
 /** The folder holding `std/`, found by walking up from this file (works from src/ and from dist/). */

@@ -13,36 +13,24 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { dirname, join } from 'node:path';
 import type { BlockDecl } from '../language/ast.js';
 import type { DiagnosticOptions } from '../language/diagnostics.js';
-import type { BuiltinSpec, CallSite } from './builtins.js';
+import type { CallSite, DataFile } from './builtins.js';
 import { constDim } from './dims.js';
-import { displayPath, type ModuleInfo } from './modules.js';
-import { architectureFor, SUPPORTED_MODEL_TYPES, type BlockChoice, type ConfigReader, type HfArchitecture, type TensorRule } from './pretrainedArchitectures.js';
-import { ERROR, describeKind, type Ty } from './types.js';
+import { displayPath, type ModuleInfo, type PretrainedFacts } from './modules.js';
+import { architectureFor, SUPPORTED_MODEL_TYPES, type BlockChoice, type ConfigReader, type HfArchitecture, type PretrainedTensor } from './pretrainedArchitectures.js';
+import { ERROR, describeKind, type ModelInstance, type Ty } from './types.js';
 
 /** Float dtypes a checkpoint's weights may have (converted to f32 when read). */
 export const WEIGHT_DTYPES: readonly string[] = ['F32', 'F16', 'BF16'];
 
-/** One tensor of the checkpoint and the parameter it initialises. */
-export interface PretrainedTensor extends TensorRule {
-  /** Its name in the file, with the file's prefix. */
-  readonly name: string;
-  /** Absolute path of the safetensors file that holds it. */
-  readonly file: string;
-  readonly dtype: string;
-}
-
-/** What the checker read from a checkpoint folder: lowering builds the model from it, the runtime loads its weights. */
-export interface PretrainedFacts {
-  /** Absolute path of the folder. */
-  readonly dir: string;
-  readonly modelType: string;
-  readonly choice: BlockChoice;
-  /** The std.nn block the model is, and the module declaring it. */
-  readonly block: { readonly decl: BlockDecl; readonly module: ModuleInfo };
-  /** config.json as read. */
-  readonly config: Readonly<Record<string, unknown>>;
-  /** Each parameter's tensor, by parameter name; null when the folder holds no weights (enough for `ptr check`). */
-  readonly tensors: ReadonlyMap<string, PretrainedTensor> | null;
+/** What pretrained(...) needs from the checker (CheckServices provides it). */
+export interface PretrainedServices {
+  readDataFile(path: string, span: CallSite['span']): DataFile | null;
+  /** Block `block` of the standard library module std.`module`, loaded if no recipe imports it; null when missing (reported at `site`). */
+  stdBlock(module: string, block: string, site: CallSite): { readonly decl: BlockDecl; readonly module: ModuleInfo } | null;
+  /** Instantiates a block with every argument given, as a call at `site` would. */
+  instantiate(decl: BlockDecl, module: ModuleInfo, args: ReadonlyMap<string, Ty>, site: CallSite): ModelInstance | null;
+  /** Records what pretrained(...) read (ModuleInfo.facts.pretrained). */
+  notePretrained(facts: PretrainedFacts): void;
 }
 
 const SAME_MODEL: DiagnosticOptions = { hint: 'the weights and config.json must come from the same model' };
@@ -53,12 +41,8 @@ const ELEMENT_BYTES: Readonly<Record<string, number>> = { F64: 8, F32: 4, F16: 2
 /** The largest safetensors header read (the format's own limit is 100 MB). */
 const MAX_HEADER_BYTES = 100_000_000;
 
-export const pretrainedBuiltin: BuiltinSpec = {
-  params: [{ name: 'path' }],
-  rule: pretrainedRule,
-};
-
-function pretrainedRule(site: CallSite): Ty {
+/** The type rule of `pretrained(path)`: the model DIR/config.json describes (see the file comment). */
+export function pretrainedRule(site: CallSite, services: PretrainedServices): Ty {
   const arg = site.args.get('path')!;
   if (arg.ty.k === 'error') return ERROR;
   if (arg.ty.k !== 'str' || arg.ty.value === null) {
@@ -66,7 +50,7 @@ function pretrainedRule(site: CallSite): Ty {
     return ERROR;
   }
   const path = arg.ty.value;
-  const configFile = site.services.readDataFile(join(path, 'config.json'), arg.span);
+  const configFile = services.readDataFile(join(path, 'config.json'), arg.span);
   if (!configFile) return ERROR;
   const dir = dirname(configFile.absPath);
   const shown = displayPath(configFile.absPath);
@@ -95,13 +79,13 @@ function pretrainedRule(site: CallSite): Ty {
   }
   const choice = arch.choose(configReader(json, shown, (m) => report('bad-pretrained-config', m)), modelType);
   if (!choice) return ERROR;
-  const block = site.services.stdBlock('nn', choice.block, site);
+  const block = services.stdBlock('nn', choice.block, site);
   if (!block) return ERROR;
   const tensors = readWeights(dir, arch, choice, report);
   if (tensors === 'failed') return ERROR;
-  const model = site.services.instantiate(block.decl, block.module, blockArgs(block.decl, choice), site);
+  const model = services.instantiate(block.decl, block.module, blockArgs(block.decl, choice), site);
   if (!model) return ERROR;
-  site.services.notePretrained({ dir, modelType, choice, block, config: json, tensors });
+  services.notePretrained({ dir, modelType, choice, block, config: json, tensors });
   return { k: 'model', model };
 }
 

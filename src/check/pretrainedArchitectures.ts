@@ -35,6 +35,15 @@ export interface TensorRule {
   readonly transposed: boolean;
 }
 
+/** One tensor of a checkpoint folder and the parameter it initialises. */
+export interface PretrainedTensor extends TensorRule {
+  /** Its name in the file, with the file's prefix. */
+  readonly name: string;
+  /** Absolute path of the safetensors file that holds it. */
+  readonly file: string;
+  readonly dtype: string;
+}
+
 /** Reads typed keys of a config.json, reporting a missing or malformed one (naming the key); null after a report. */
 export interface ConfigReader {
   /** A positive integer (or zero when `min` is 0); `fallback` when the key is absent or null. */

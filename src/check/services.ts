@@ -9,9 +9,9 @@ import type { Span, StageDecl } from '../language/ast.js';
 import { didYouMean, SourceFile, type DiagnosticBag } from '../language/diagnostics.js';
 import type { BlockDecl } from '../language/ast.js';
 import type { BuiltinServices, CallSite, CharTokenizer, DataFile, EncodablePiece } from './builtins.js';
-import type { PretrainedFacts } from './pretrained.js';
+import { pretrainedRule, type PretrainedServices } from './pretrained.js';
 import { formatDim, mulDims, symDim, type Dim } from './dims.js';
-import { displayPath, type ModuleInfo, type ReadFile } from './modules.js';
+import { displayPath, type ModuleInfo, type PretrainedFacts, type ReadFile } from './modules.js';
 import { DATASET_FORMATS, isDatasetFormat, type BatchDim } from './dataSchema.js';
 import { latestTrainers, stageAncestors, stageTrainedModels } from './stages.js';
 import type { SplitSizes } from './splits.js';
@@ -60,7 +60,7 @@ export interface StdlibAccess {
   instantiate(decl: BlockDecl, module: ModuleInfo, args: ReadonlyMap<string, Ty>, callSpan: Span): ModelInstance | null;
 }
 
-export class CheckServices implements BuiltinServices {
+export class CheckServices implements BuiltinServices, PretrainedServices {
   constructor(
     private readonly bag: DiagnosticBag,
     private readonly readFile: ReadFile,
@@ -82,10 +82,14 @@ export class CheckServices implements BuiltinServices {
   }
 
   /** What pretrained(...) read, by absolute folder (a checker fact lowering and the runtime read). */
-  readonly pretrained = new Map<string, PretrainedFacts>();
+  readonly pretrainedFacts = new Map<string, PretrainedFacts>();
 
   notePretrained(facts: PretrainedFacts): void {
-    this.pretrained.set(facts.dir, facts);
+    this.pretrainedFacts.set(facts.dir, facts);
+  }
+
+  pretrained(site: CallSite): Ty {
+    return pretrainedRule(site, this);
   }
 
   /** Set by check/index.ts: loading a standard-library module, and the checker's instantiation of blocks. */

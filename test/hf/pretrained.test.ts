@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkFiles } from '../../src/check/index.js';
 import type { ModuleInfo } from '../../src/check/modules.js';
@@ -31,13 +31,25 @@ const FIXTURES = ['gpt2', 'gpt2-f16', 'llama', 'llama-bf16-sharded', 'qwen2'] as
 /** The fixtures' token sequences are 12 long; the data only has to exist (the logits come from the fixture's tokens). */
 const LENGTH = 12;
 
-/** A recipe training `pretrained(dir)` one step on a small text corpus, checked in a fresh folder; returns its module. */
+/**
+ * Copies checkpoint folders into `folder` (a recipe reads files under its own folder), each
+ * under its own name; returns the names, for pretrained("NAME").
+ */
+function withModels(folder: string, ...dirs: string[]): string[] {
+  return dirs.map((dir) => {
+    cpSync(dir, join(folder, basename(dir)), { recursive: true });
+    return basename(dir);
+  });
+}
+
+/** A recipe training `pretrained(dir)` (a copy beside it) one step on a small text corpus, checked in a fresh folder; returns its module. */
 function recipe(dir: string, options: { block?: number; extra?: string } = {}): ModuleInfo {
   const folder = mkdtempSync(join(tmpdir(), 'ptr-hf-'));
+  const [model] = withModels(folder, dir);
   writeFileSync(join(folder, 'corpus.txt'), 'a small corpus of plain words, long enough for a few blocks of text.\n'.repeat(8));
   const text = `import std.losses { next_token }
 tokenizer tok = chars("abcdefghijklmnopqrstuvwxyz ,.\\n")
-model m = pretrained(${JSON.stringify(dir)})
+model m = pretrained(${JSON.stringify(model)})
 dataset corpus = text("corpus.txt", tokenizer: tok, block: ${options.block ?? LENGTH})
 stage s: train m on corpus {
   loss      = next_token(m(batch.tokens), batch.tokens)
@@ -98,7 +110,8 @@ describe('pretrained("DIR")', () => {
   it('builds the std.nn block config.json describes, and checks a 7B-shaped config without weights', () => {
     const folder = mkdtempSync(join(tmpdir(), 'ptr-hf-types-'));
     const names = ['gpt2', 'gpt2-f16', 'qwen2', 'llama-7b-config'];
-    writeFileSync(join(folder, 'r.pt-recipe'), names.map((n, i) => `model m${i} = pretrained(${JSON.stringify(join(HF, n))})`).join('\n'));
+    withModels(folder, ...names.map((n) => join(HF, n)));
+    writeFileSync(join(folder, 'r.pt-recipe'), names.map((n, i) => `model m${i} = pretrained(${JSON.stringify(n)})`).join('\n'));
     const result = checkFiles([join(folder, 'r.pt-recipe')]);
     expect(result.diagnostics.map((d) => [d.severity, d.code])).toEqual([['warning', 'pretrained-no-weights']]);
     expect(result.declarations.map((d) => d.type)).toEqual([
@@ -217,13 +230,14 @@ describe('deploy ... to hf', () => {
   it('a model that is not an HF architecture, or has LoRA adapters, is not written (and says why)', () => {
     const folder = mkdtempSync(join(tmpdir(), 'ptr-hf-not-'));
     copyFileSync(join(HF, '..', 'train', 'corpus.txt'), join(folder, 'corpus.txt'));
+    withModels(folder, join(HF, 'llama'));
     writeFileSync(
       join(folder, 'r.pt-recipe'),
       `import std.nn { Transformer }
 import std.losses { next_token }
 tokenizer tok = bytes()
 model gpt = Transformer(vocab: tok.vocab, ctx: 8, dim: 8, layers: 1, heads: 2)
-model tuned = lora(pretrained(${JSON.stringify(join(HF, 'llama'))}), rank: 2, targets: [q, v])
+model tuned = lora(pretrained("llama"), rank: 2, targets: [q, v])
 dataset corpus = text("corpus.txt", tokenizer: tok, block: 8)
 stage a: train gpt on corpus { loss = next_token(gpt(batch.tokens), batch.tokens)
  steps = 1 }
@@ -268,11 +282,13 @@ stage b: train tuned on corpus { loss = next_token(tuned(batch.tokens), batch.to
     const dir = mkdtempSync(join(tmpdir(), 'ptr-hf-example-'));
     cpSync(resolve('examples/hf'), join(dir, 'hf'), { recursive: true });
     cpSync(resolve('examples/arith/data'), join(dir, 'arith', 'data'), { recursive: true });
+    // The project folder (nearest package.json): the recipe in hf/ may read ../arith/data.
+    writeFileSync(join(dir, 'package.json'), '{}\n');
     const cwd = join(dir, 'hf');
     const r = spawnSync(process.execPath, [resolve('bin/ptr.js'), 'run', 'finetune.pt-recipe', '--steps', '3'], { cwd, encoding: 'utf8', timeout: 120_000 });
     expect(r.status, r.stderr + r.stdout).toBe(0);
-    expect(r.stdout).toMatch(/deploy policy @ align to hf → out\/tiny-llama-aligned\/config\.json — Llama as llama, 21 tensors in float32; tokenizer\.json from /);
-    expect(readdirSync(join(cwd, 'out', 'tiny-llama-aligned')).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json']);
+    expect(r.stdout).toMatch(/deploy policy @ align to hf → out\/tiny-llama-aligned\/config\.json — Llama as llama, 21 tensors in float32; tokenizer\.json, tokenizer_config\.json from /);
+    expect(readdirSync(join(cwd, 'out', 'tiny-llama-aligned')).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
     expect(readFileSync(join(cwd, 'out', 'tiny-llama-aligned', 'tokenizer.json'))).toEqual(readFileSync(join(cwd, 'tiny-llama', 'tokenizer.json')));
     expect(existsSync(join(cwd, 'out', 'tiny-llama-aligned-onnx', 'model.onnx'))).toBe(true);
     // The exported folder is itself a checkpoint pretrained(...) reads, with the aligned weights.
@@ -285,12 +301,13 @@ stage b: train tuned on corpus { loss = next_token(tuned(batch.tokens), batch.to
 describe('hf("DIR"): the tokenizer of a model folder', () => {
   it('reads tokenizer.json and tokenizer_config.json: the model\'s own bos and eos frame SFT rows, with their ids (no new ones)', () => {
     const folder = mkdtempSync(join(tmpdir(), 'ptr-hf-tok-'));
+    withModels(folder, join(HF, 'llama'));
     writeFileSync(join(folder, 'sft.jsonl'), '{"prompt": "ab", "completion": "cd"}\n{"prompt": "hello ", "completion": "world"}\n');
     writeFileSync(
       join(folder, 'r.pt-recipe'),
       `import std.losses { sft }
-tokenizer tok = hf(${JSON.stringify(join(HF, 'llama'))})
-model m = pretrained(${JSON.stringify(join(HF, 'llama'))})
+tokenizer tok = hf("llama")
+model m = pretrained("llama")
 dataset rows = jsonl("sft.jsonl", format: prompt_completion, tokenizer: tok, max_len: 16)
 stage s: train m on rows { loss = sft(m, batch)
  batch = 2

@@ -90,7 +90,7 @@ describe('example data', () => {
       outputs: { 'corpus.txt': 'examples/arith/data', 'sft.jsonl': 'examples/arith/data', 'prefs.jsonl': 'examples/arith/data' },
     },
     { script: 'examples/data/make-corpus.mjs', outputs: { 'tiny-corpus.txt': 'examples/data', 'requests.jsonl': 'examples/data' } },
-    { script: 'examples/hf/make-model.mjs', outputs: { 'config.json': 'examples/hf/tiny-llama', 'model.safetensors': 'examples/hf/tiny-llama', 'tokenizer.json': 'examples/hf/tiny-llama' } },
+    { script: 'examples/hf/make-model.mjs', outputs: { 'config.json': 'examples/hf/tiny-llama', 'model.safetensors': 'examples/hf/tiny-llama', 'tokenizer.json': 'examples/hf/tiny-llama', 'tokenizer_config.json': 'examples/hf/tiny-llama' } },
   ];
   for (const g of generators) {
     it(`${g.script} reproduces the data kept in the repository`, () => {

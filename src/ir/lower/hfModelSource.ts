@@ -4,8 +4,7 @@
  * which arguments, and the checkpoint folder it was read from when it is
  * `pretrained("DIR")`. Found by evaluating the model's declaration (no graph).
  */
-import type { ModuleInfo } from '../../check/modules.js';
-import type { PretrainedFacts } from '../../check/pretrained.js';
+import type { ModuleInfo, PretrainedFacts } from '../../check/modules.js';
 import { architectureOfBlock, type BlockArg, type BlockChoice } from '../../check/pretrainedArchitectures.js';
 import { GraphBuilder } from '../builder.js';
 import { Lowerer } from './interp.js';

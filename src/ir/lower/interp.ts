@@ -482,7 +482,7 @@ export class Lowerer implements TensorBuiltinHost {
         return { k: 'model', m: withAdapters(m.m, rank, asNumber(args.get('alpha')!, 'alpha'), asNumber(args.get('dropout')!, 'dropout'), targets) };
       }
       case 'pretrained':
-        return { k: 'model', m: pretrainedModel(this, env.module, resolve(base, (args.get('path') as { s: string }).s)) };
+        return { k: 'model', m: pretrainedModel((t) => this.materialize(t, '', ''), env.module, resolve(base, (args.get('path') as { s: string }).s)) };
       case 'frozen': {
         const m = args.get('model')!;
         if (m.k === 'model') return { k: 'model', m: { ...m.m, frozen: true } };

@@ -5,10 +5,8 @@
  * Everything comes from the checker's facts (ModuleInfo.facts.pretrained);
  * lowering reads no files.
  */
-import type { ModuleInfo } from '../../check/modules.js';
-import type { PretrainedFacts } from '../../check/pretrained.js';
-import type { Lowerer } from './interp.js';
-import type { LV, Member, ModelNode } from './types.js';
+import type { ModuleInfo, PretrainedFacts } from '../../check/modules.js';
+import type { LV, Member, ModelNode, ModelTemplate } from './types.js';
 import { LoweringError } from './values.js';
 
 /** The checker's facts about a checkpoint folder (by absolute path). */
@@ -28,10 +26,13 @@ function blockArgs(facts: PretrainedFacts): Map<string, LV> {
   return args;
 }
 
-/** The model of `pretrained(DIR)`: the block materialised, each parameter starting from its tensor of the checkpoint. */
-export function pretrainedModel(lowerer: Lowerer, module: ModuleInfo, dir: string): ModelNode {
+/**
+ * The model of `pretrained(DIR)`: the block materialised (by the interpreter's
+ * `materialize`), each parameter starting from its tensor of the checkpoint.
+ */
+export function pretrainedModel(materialize: (t: ModelTemplate) => ModelNode, module: ModuleInfo, dir: string): ModelNode {
   const facts = pretrainedFacts(module, dir);
-  const model = lowerer.materialize({ k: 'block', decl: facts.block.decl, module: facts.block.module, args: blockArgs(facts) }, '', '');
+  const model = materialize({ k: 'block', decl: facts.block.decl, module: facts.block.module, args: blockArgs(facts) });
   const withWeights = (n: ModelNode): ModelNode => {
     const members = new Map<string, Member>();
     for (const [k, m] of n.members) {
