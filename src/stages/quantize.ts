@@ -12,27 +12,22 @@
  */
 import { join } from 'node:path';
 import type { ModuleInfo } from '../check/modules.js';
-import { batchInputName } from '../check/dataSchema.js';
-import { STAGE_KINDS } from '../check/stageRules.js';
-import { intConst, numberConst, type Ty } from '../check/types.js';
-import type { Expression, StageDecl } from '../language/ast.js';
-import { GraphBuilder } from '../ir/builder.js';
+import { numberConst, type Ty } from '../check/types.js';
 import type { Graph } from '../ir/graph.js';
-import { lowerForward } from '../ir/lower/inferenceStage.js';
-import { Env, Lowerer } from '../ir/lower/interp.js';
-import { modelParams, type ModelNode } from '../ir/lower/models.js';
+import { declaredTarget, lowerModelForward, modelAfterPruning } from '../ir/lower/pruning.js';
+import { modelParams } from '../ir/lower/models.js';
 import type { PlannedParam, StagePlan } from '../ir/lower/plan.js';
-import { planParam, previousTrainingStage } from '../ir/lower/trainStage.js';
-import { describeLV, LoweringError, NotYetSupported, type DatasetSpec } from '../ir/lower/values.js';
+import { previousTrainingStage } from '../ir/lower/lineage.js';
+import { planParam } from '../ir/lower/trainStage.js';
+import { LoweringError, NotYetSupported, type DatasetSpec } from '../ir/lower/values.js';
 import { activationScaleInput, insertFakeQuant, quantSites } from '../ir/passes/qdq.js';
 import { writeJsonAtomic } from '../runtime/atomic.js';
 import { DEFAULT_PERCENTILE, symmetricScale, type CalibratedRange, type CalibrationMethod, type CalibrationOptions } from '../runtime/calibration.js';
-import { activationErrors, activationOutput, calibrateRanges, compareLogits, floatModel, int8Model, scaleTensor, weightErrors, type CalibrationBatch, type LogitError, type WeightQuantization } from '../runtime/calibrationRun.js';
-import { DataError, openStageData } from '../runtime/datasets.js';
-import { createSession, type OrtTensor } from '../runtime/ort.js';
+import { activationErrors, activationOutput, calibrateRanges, compareLogits, floatModel, int8Model, scaleTensor, weightErrors, type LogitError, type WeightQuantization } from '../runtime/calibrationRun.js';
+import { createSession } from '../runtime/ort.js';
 import { ParamStore } from '../runtime/paramStore.js';
-import { compilePlan } from '../../targets/onnx/compile.js';
-import { stageModelDir, writeCompiled } from './compiled.js';
+import { calibrationBatches, calibrationData, intSetting } from './calibrationData.js';
+import { compileIntoRun } from './compiled.js';
 import type { StageKindModule } from './kind.js';
 
 export interface QuantizeSettings {
@@ -64,14 +59,12 @@ export const quantizeStage: StageKindModule<QuantizePlan> = {
   kind: 'quantize',
   plan: (module, stage) => planQuantize(module, stage),
   run: async (plan, context) => {
-    const modelDir = stageModelDir(context.runDir, plan.stage);
-    const compiled = compilePlan(plan, context.recipe, { producerVersion: context.version });
-    writeCompiled(compiled, modelDir);
+    const { compiled, modelDir } = compileIntoRun(plan, context);
     const { settings } = plan;
     context.log(`stage ${plan.stage}: int8 post-training quantization of ${plan.model}, ${settings.sites.length} layers, ${settings.calibration.method} calibration on ${datasetName(plan.data['calibrate']!.spec)}`);
-    const store = ParamStore.open(compiled.manifest, { runDir: context.runDir, resume: false, seed: settings.seed });
+    const store = ParamStore.open(compiled.manifest, { runDir: context.runDir, resume: false, seed: settings.seed, ...(context.identity ? { identity: context.identity } : {}) });
     const weights = new Map(plan.params.filter((p) => !isScale(p)).map((p) => [p.input, store.get(p.input)]));
-    const batches = calibrationBatches(plan);
+    const batches = calibrationBatches(plan.data['calibrate']!.spec, settings);
 
     const calibrate = await createSession(join(modelDir, compiled.manifest.graphs['calibrate']!.file), context.device, context.threads);
     const siteNames = settings.sites.map((s) => s.name);
@@ -135,20 +128,17 @@ function planQuantize(module: ModuleInfo, stage: string): QuantizePlan {
     method: (symbol('calibration') ?? 'minmax') as CalibrationMethod,
     percentile: numberSetting(typed, 'percentile') ?? DEFAULT_PERCENTILE,
   };
-  const intSetting = (name: string): number => {
-    const t = typed.get(name);
-    return (t ? intConst(t) : null) ?? STAGE_KINDS['quantize']!.settings[name]!.default!;
-  };
-  const batchSize = intSetting('batch');
-  const seed = intSetting('seed');
+  const batchSize = intSetting(module, stage, 'batch');
+  const seed = intSetting(module, stage, 'seed');
 
-  const model = targetModel(module, decl);
+  // The model as earlier stages left it (pruned ones narrower).
+  const model = modelAfterPruning(module, decl, declaredTarget(module, decl));
   if (model.adapted) throw new NotYetSupported(`stage ${stage}: ${model.owner} is a LoRA model; this version quantizes models without adapters (merge them first)`);
   const { dataset, rows } = calibrationData(module, decl);
   const seqLen = dataset.seqLen;
   if (seqLen === null) throw new NotYetSupported(`dataset ${dataset.name}: set max_len: calibration runs batches of one fixed length`);
 
-  const forward = (name: string, batch: number): Graph => lowerForward(module, stage, batch, seqLen, name);
+  const forward = (name: string, batch: number): Graph => lowerModelForward(model, batch, seqLen, name);
   const calibrateGraph = forward('calibrate', batchSize);
   const sites = quantSites(calibrateGraph);
   if (sites.length === 0) throw new LoweringError(`stage ${stage}: ${model.owner} has no matmul of an activation by a weight to quantize`);
@@ -185,62 +175,8 @@ function numberSetting(typed: ReadonlyMap<string, Ty>, name: string): number | n
   return t ? numberConst(t) : null;
 }
 
-/** The stage's target model, materialised (its parameters, adapters, checkpoint). */
-function targetModel(module: ModuleInfo, decl: StageDecl): ModelNode {
-  const probe = new Lowerer(new GraphBuilder('probe'), () => {
-    throw new LoweringError('settings cannot read parameters');
-  });
-  const target = probe.eval(decl.target, new Env(module));
-  if (target.k !== 'model') throw new LoweringError(`stage ${decl.name.name}: the target must be a model, got ${describeLV(target)}`);
-  return target.m;
-}
-
-/** The `calibrate` setting: a dataset, or its first N examples (`corpus.val[:256]`). */
-function calibrationData(module: ModuleInfo, decl: StageDecl): { dataset: DatasetSpec; rows: number | null } {
-  const setting = decl.items.find((i) => i.kind === 'Setting' && i.name.name === 'calibrate');
-  if (setting?.kind !== 'Setting') throw new LoweringError(`stage ${decl.name.name}: method = ptq needs 'calibrate'`);
-  const probe = new Lowerer(new GraphBuilder('probe'), () => {
-    throw new LoweringError('settings cannot read parameters');
-  });
-  let expr: Expression = setting.value;
-  let rows: number | null = null;
-  if (expr.kind === 'IndexExpr' && expr.subscripts.length === 1 && expr.subscripts[0]!.kind === 'SliceSubscript') {
-    const slice = expr.subscripts[0]!;
-    const start = slice.start ? probe.eval(slice.start, new Env(module)) : null;
-    const end = slice.end ? probe.eval(slice.end, new Env(module)) : null;
-    if ((start && !(start.k === 'int' && start.n === 0)) || !end || end.k !== 'int' || end.n < 1) {
-      throw new NotYetSupported(`stage ${decl.name.name}: calibrate takes a dataset or its first N examples (data[:N])`);
-    }
-    rows = end.n;
-    expr = expr.object;
-  }
-  const data = probe.eval(expr, new Env(module));
-  if (data.k !== 'dataset') throw new LoweringError(`stage ${decl.name.name}: calibrate must be a dataset, got ${describeLV(data)}`);
-  return { dataset: data.spec, rows };
-}
 
 // ------------------------------------------------------------------ run
-
-/** The calibration batches: the first `rows` examples (whole batches) of the dataset's part, or all of it. */
-function calibrationBatches(plan: QuantizePlan): CalibrationBatch[] {
-  const { spec } = plan.data['calibrate']!;
-  const { batchSize, rows, seed } = plan.settings;
-  const data = openStageData(spec, seed);
-  const tokens = batchInputName('tokens');
-  let batches: Record<string, OrtTensor>[];
-  if (spec.part === 'val') batches = data.valBatches(batchSize);
-  else {
-    const count = Math.ceil((rows ?? data.examplesPerEpoch) / batchSize);
-    batches = Array.from({ length: count }, (_, i) => data.trainBatch(i, batchSize));
-  }
-  if (rows !== null) batches = batches.slice(0, Math.ceil(rows / batchSize));
-  if (batches.length === 0) throw new DataError(`dataset ${spec.name}: its ${spec.part} split holds less than one batch of ${batchSize}; calibration needs at least one`);
-  return batches.map((b) => {
-    const t = b[tokens];
-    if (!t) throw new DataError(`dataset ${spec.name}: calibration feeds the model its ${spec.format} batches' tokens, and these have none`);
-    return { tokens: t };
-  });
-}
 
 /** The per-layer report written to `<run>/<stage>/quantization.json`. */
 export interface QuantizationReport {

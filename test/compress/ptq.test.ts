@@ -6,18 +6,18 @@
  * onnxruntime against the float64 reference of the stage's fake-quantized
  * inference graph, and its logits against the fp32 model's.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkFiles, type ModuleInfo } from '../../src/check/index.js';
+import type { ModuleInfo } from '../../src/check/index.js';
 import { evaluateGraph } from '../../src/ir/evaluate.js';
 import { makeTensor } from '../../src/ir/tensor.js';
 import { openStageData } from '../../src/runtime/datasets.js';
 import { latestCheckpointDir } from '../../src/runtime/checkpoint.js';
 import { runOnce } from '../../src/runtime/ort.js';
 import { readSafetensors, toFloat32 } from '../../src/runtime/safetensors.js';
-import { planStage, runPipeline, type PipelineResult } from '../../src/stages/driver.js';
+import { planStage, type PipelineResult } from '../../src/stages/driver.js';
+import { runRecipe } from './harness.js';
 import type { QuantizationReport, QuantizePlan } from '../../src/stages/quantize.js';
 import { onnx } from '../../targets/onnx/proto.js';
 
@@ -25,18 +25,13 @@ let dir: string;
 let module: ModuleInfo;
 let result: PipelineResult;
 
-const CORPUS = resolve(__dirname, '..', '..', 'examples', 'arith', 'data', 'corpus.txt');
-
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'ptr-ptq-'));
-  const recipe = join(dir, 'ptq.pt-recipe');
-  writeFileSync(
-    recipe,
+  ({ dir, module, result } = await runRecipe('ptq', (dir) =>
     `import std.nn { Transformer }
 import std.losses { next_token }
 tokenizer tok = chars("0123456789+-*=\\n", specials: [pad, bos, eos])
 model lm = Transformer(vocab: tok.vocab, ctx: 32, dim: 64, layers: 2, heads: 2)
-dataset corpus = text("${CORPUS}", tokenizer: tok, block: 32, split: 0.95)
+dataset corpus = text("corpus.txt", tokenizer: tok, block: 32, split: 0.95)
 stage pretrain: train lm on corpus {
   loss      = next_token(lm(batch.tokens), batch.tokens)
   optimizer = adamw(lr: 3e-3)
@@ -58,11 +53,7 @@ deploy lm @ pretrain to onnx {
   out = "${join(dir, 'fp32')}"
 }
 `,
-  );
-  const checked = checkFiles([recipe]);
-  expect(checked.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
-  module = checked.entryModules[0]!;
-  result = await runPipeline(module, { recipe, runDir: join(dir, 'run'), device: 'cpu', resume: false, version: 'test' }, () => {});
+  ));
 }, 120_000);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -41,6 +41,10 @@ export class Env {
   }
 }
 
+function moduleValueKey(module: ModuleInfo, name: string): string {
+  return `${module.absPath}\u0000${name}`;
+}
+
 /** Supplies the IR value of a parameter (a graph input, an initializer…); set by the stage lowering. */
 export type ParamSource = (p: ParamInfo) => Value;
 
@@ -67,12 +71,20 @@ export class Lowerer implements TensorBuiltinHost {
   // ------------------------------------------------------------ names
 
   moduleValue(module: ModuleInfo, name: string): LV {
-    const key = `${module.absPath}\u0000${name}`;
+    const key = moduleValueKey(module, name);
     const cached = this.moduleValues.get(key);
     if (cached) return cached;
     const v = this.computeModuleValue(module, name);
     this.moduleValues.set(key, v);
     return v;
+  }
+
+  /**
+   * Replaces a top-level value for every lowerer sharing these module values: a
+   * stage's model as earlier stages left it (narrower after structured pruning).
+   */
+  setModuleValue(module: ModuleInfo, name: string, v: LV): void {
+    this.moduleValues.set(moduleValueKey(module, name), v);
   }
 
   private computeModuleValue(module: ModuleInfo, name: string): LV {

@@ -17,6 +17,8 @@ import { batchInputName, DATASET_FORMATS, fieldShape, graphFields } from '../../
 import { STAGE_KINDS } from '../../check/stageRules.js';
 import { intConst } from '../../check/types.js';
 import { Env, Lowerer, tyToLV, type ModuleValues } from './interp.js';
+import { previousTrainingStage } from './lineage.js';
+import { modelAfterPruning } from './pruning.js';
 import { modelContext, planGeneration } from './inferenceStage.js';
 import { modelParams, type ParamInfo } from './models.js';
 import { asBool, asInt, asNumber, describeLV, LoweringError, NotYetSupported, type DatasetSpec, type LV } from './values.js';
@@ -26,30 +28,6 @@ export function planParam(p: ParamInfo, trainable: boolean, continueFrom: string
   let init: PlannedParam['init'] = p.init.kind === 'copy' ? { kind: 'copy', from: `${p.init.from.owner}.${p.init.from.name}` } : p.init;
   if (trainable && continueFrom) init = { kind: 'checkpoint', model: p.owner, stage: continueFrom, name: p.name };
   return { input: `${p.owner}.${p.name}`, model: p.owner, name: p.name, dtype: p.dtype, shape: p.shape, init, trainable, decay: trainable && p.decay };
-}
-
-/**
- * The nearest stage before `decl` (through `after`, breadth first) that trained
- * `model` — of a kind that updates its model, so not generate or eval: where the
- * model's weights come from. The checker has already ruled out two equally near
- * candidates.
- */
-export function previousTrainingStage(module: ModuleInfo, decl: StageDecl, model: string): string | null {
-  const seen = new Set<string>();
-  let frontier = decl.after.map((a) => a.name);
-  while (frontier.length) {
-    const next: string[] = [];
-    for (const name of frontier) {
-      if (seen.has(name)) continue;
-      seen.add(name);
-      const s = module.stages.get(name);
-      if (!s) continue;
-      if (s.target.kind === 'NameExpr' && s.target.name === model && STAGE_KINDS[s.stageKind.name]?.updates) return name;
-      next.push(...s.after.map((a) => a.name));
-    }
-    frontier = next;
-  }
-  return null;
 }
 
 /** A train stage's settings, with the stage-kind table's defaults filled in. */
@@ -168,7 +146,9 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
     evalDataset = ds.spec;
   }
 
-  const model = target.m;
+  // The model as earlier stages left it (narrower after structured pruning); the loss's references to it by name see the same.
+  const model = modelAfterPruning(module, decl, target.m);
+  if (model !== target.m && decl.target.kind === 'NameExpr') probe.setModuleValue(module, decl.target.name, { k: 'model', m: model });
   const seqLen = dataset.seqLen;
   if (seqLen === null) throw new NotYetSupported(`dataset ${dataset.name}: set max_len: this version trains on batches of one fixed length`);
 
