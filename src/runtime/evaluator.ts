@@ -23,8 +23,7 @@ export class Evaluator {
     const val = batches();
     const data = manifest.data[graph];
     if (val.length === 0) throw new DataError(`dataset ${data?.spec.name ?? '?'}: its validation split holds less than one batch; 'eval every' has nothing to evaluate`);
-    // An idle-often session: it runs every N steps, so its threads should not spin in between.
-    const session = await createSession(join(options.modelDir, entry.file), options.device, options.threads, true);
+    const session = await createSession(join(options.modelDir, entry.file), options.device, options.threads);
     return new Evaluator(session, entry.inputs.map((i) => i.name), val);
   }
 

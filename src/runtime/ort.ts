@@ -19,16 +19,26 @@ export { ort };
 
 export class DeviceError extends UserError {}
 
-/** A session for a model (bytes or a path), on the requested device. `idleOften`: mostly idle (no spinning threads). */
-export async function createSession(model: Uint8Array | string, device: Device = 'cpu', threads?: number, idleOften = false): Promise<OrtSession> {
+/**
+ * ORT's worker threads spin-wait for work after each parallel section. That
+ * buys about 5% of step time on an idle machine (dim256 train step, 2 threads:
+ * 186 vs 198 ms on an idle 16-core Xeon) but costs 2–3× when another process
+ * shares the cores (2-core VM, load average 6–12: 493 vs 186 ms; with one more
+ * busy process 1,112 vs 258 ms; `npm run bench -- --only sessions`). So no
+ * session spins: training on a shared machine, or beside an idle eval session,
+ * must not be slowed severalfold.
+ */
+const NO_SPINNING = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };
+
+/** A session for a model (bytes or a path), on the requested device, with `threads` intra-op threads (default: ORT's, one per physical core). */
+export async function createSession(model: Uint8Array | string, device: Device = 'cpu', threads?: number): Promise<OrtSession> {
   const options: Parameters<typeof ort.InferenceSession.create>[1] = {
     executionProviders: device === 'cuda' ? ['cuda'] : ['cpu'],
     graphOptimizationLevel: 'all',
+    // ORT's memory-pattern planner kept a second arena's worth of buffers; the step time did not change.
     enableMemPattern: false,
     ...(threads ? { intraOpNumThreads: threads } : {}),
-    // ORT's worker threads spin after each run; a session that sits idle between
-    // uses (eval beside training) would take CPU from the one that is working.
-    ...(idleOften ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
+    extra: NO_SPINNING,
   };
   if (device === 'cuda') {
     requireCuda();
