@@ -6,12 +6,14 @@
  * layouts, and the tokenizer files of the folder the model was read from —
  * a folder AutoModelForCausalLM.from_pretrained loads. The tensor table is the
  * one `pretrained(...)` reads with (check/pretrainedArchitectures.ts), so
- * import → export gives back every tensor bit for bit.
+ * import → export gives back every tensor bit for bit. A LoRA model is written
+ * with each adapter merged into the weight it adapts (w + alpha/r · a @ b).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { architectureOfBlock, type TensorRule } from '../../src/check/pretrainedArchitectures.js';
 import { hfModelSource } from '../../src/ir/lower/hfModelSource.js';
+import { mergeAdapters } from '../../src/ir/passes/loraMerge.js';
 import { encodeSafetensors, fromFloat32, type StDType, type StTensor } from '../../src/runtime/safetensors.js';
 import type { DeployOutput, DeployRequest, DeployTarget } from '../deploy.js';
 
@@ -40,10 +42,16 @@ export function deployHf(request: DeployRequest, maxShardBytes = HF_SHARD_BYTES)
   const source = hfModelSource(request.module, request.model);
   if (typeof source === 'string') return { files: [], notDone: source };
   const arch = architectureOfBlock(source.choice.block)!;
+  let weights = request.weights;
+  if (source.adapted) {
+    const graph = request.graphs['inference'];
+    if (!graph) return { files: [], notDone: `stage ${request.stage} has no inference graph to find ${request.model}'s LoRA adapters in` };
+    weights = mergeAdapters(graph, request.weights).weights;
+  }
   const tensors = new Map<string, StTensor>();
   for (const rule of arch.tensors(source.choice)) {
     const name = arch.exportPrefix + rule.hf;
-    tensors.set(name, fromFloat32(name, fileLayout(request, rule), rule.shape, precision.dtype));
+    tensors.set(name, fromFloat32(name, fileLayout(request, weights, rule), rule.shape, precision.dtype));
   }
   const config: Record<string, unknown> = { ...(source.pretrained?.config ?? arch.config(source.choice)), torch_dtype: precision.torch };
   const files: { name: string; bytes: Uint8Array }[] = [{ name: 'config.json', bytes: json(config) }];
@@ -57,14 +65,14 @@ export function deployHf(request: DeployRequest, maxShardBytes = HF_SHARD_BYTES)
     }
   }
   if (!carried.includes('generation_config.json')) files.push({ name: 'generation_config.json', bytes: json(generationConfig(config)) });
-  const what = `${source.choice.block} as ${String(config['model_type'])}, ${tensors.size} tensors in ${precision.torch}`;
+  const what = `${source.choice.block} as ${String(config['model_type'])}${source.adapted ? ' (LoRA adapters merged)' : ''}, ${tensors.size} tensors in ${precision.torch}`;
   return { files, notDone: null, description: `${what}${carried.length ? `; ${carried.join(', ')} from ${source.pretrained!.dir}` : ''}` };
 }
 
 /** A parameter's trained values in the layout the file keeps (transposed back to [out, in] where the architecture says so). */
-function fileLayout(request: DeployRequest, rule: TensorRule): Float32Array {
+function fileLayout(request: DeployRequest, weights: ReadonlyMap<string, Float32Array>, rule: TensorRule): Float32Array {
   const input = `${request.model}.${rule.param}`;
-  const values = request.weights.get(input);
+  const values = weights.get(input);
   if (!values) throw new Error(`hf: the checkpoint of ${request.model} @ ${request.stage} has no ${input}`);
   if (!rule.transposed) return values;
   // Ours is [in, out] = [shape[1], shape[0]]; the file keeps [out, in].

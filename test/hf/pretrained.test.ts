@@ -8,7 +8,7 @@
  * biases, one key/value head, tied embeddings).
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -227,36 +227,65 @@ describe('deploy ... to hf', () => {
     }
   });
 
-  it('a model that is not an HF architecture, or has LoRA adapters, is not written (and says why)', () => {
+  it('a model that is not an HF architecture is not written, and says why', () => {
     const folder = mkdtempSync(join(tmpdir(), 'ptr-hf-not-'));
     copyFileSync(join(HF, '..', 'train', 'corpus.txt'), join(folder, 'corpus.txt'));
-    withModels(folder, join(HF, 'llama'));
     writeFileSync(
       join(folder, 'r.pt-recipe'),
       `import std.nn { Transformer }
 import std.losses { next_token }
 tokenizer tok = bytes()
 model gpt = Transformer(vocab: tok.vocab, ctx: 8, dim: 8, layers: 1, heads: 2)
-model tuned = lora(pretrained("llama"), rank: 2, targets: [q, v])
 dataset corpus = text("corpus.txt", tokenizer: tok, block: 8)
 stage a: train gpt on corpus { loss = next_token(gpt(batch.tokens), batch.tokens)
  steps = 1 }
-stage b: train tuned on corpus { loss = next_token(tuned(batch.tokens), batch.tokens)
+`,
+    );
+    const module = checkFiles([join(folder, 'r.pt-recipe')]).entryModules[0]!;
+    const plan = planStage(module, 'a');
+    const output = deployHf({ format: 'hf', model: 'gpt', stage: 'a', precision: 'fp32', graphs: plan.graphs, weights: new Map(), module });
+    expect(output.files).toEqual([]);
+    expect(output.notDone).toMatch(/gpt is a Transformer; the hf format describes std\.nn's GPT2, Llama and LlamaTied/);
+  });
+
+  it('a LoRA model is written with its adapters merged: the folder computes what the adapted model does', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'ptr-hf-lora-'));
+    writeFileSync(join(folder, 'corpus.txt'), 'a small corpus of plain words, long enough for a few blocks of text.\n'.repeat(8));
+    withModels(folder, join(HF, 'llama'));
+    writeFileSync(
+      join(folder, 'r.pt-recipe'),
+      `import std.losses { next_token }
+tokenizer tok = chars("abcdefghijklmnopqrstuvwxyz ,.\\n")
+model tuned = lora(pretrained("llama"), rank: 2, alpha: 4, targets: [q, v, down])
+dataset corpus = text("corpus.txt", tokenizer: tok, block: ${LENGTH})
+stage s: train tuned on corpus { loss = next_token(tuned(batch.tokens), batch.tokens)
  steps = 1 }
 `,
     );
     const result = checkFiles([join(folder, 'r.pt-recipe')]);
-    expect(result.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
-    const module = result.entryModules[0]!;
-    for (const [stage, model, why] of [
-      ['a', 'gpt', /gpt is a Transformer; the hf format describes std\.nn's GPT2, Llama and LlamaTied/],
-      ['b', 'tuned', /tuned has LoRA adapters; merging them into the weights for hf is not done yet/],
-    ] as const) {
-      const plan = planStage(module, stage);
-      const output = deployHf({ format: 'hf', model, stage, precision: 'fp32', graphs: plan.graphs, weights: new Map(), module });
-      expect(output.files).toEqual([]);
-      expect(output.notDone).toMatch(why);
-    }
+    expect(result.diagnostics).toEqual([]);
+    const plan = planStage(result.entryModules[0]!, 's');
+    const weights = initialParams(plan.params, 0);
+    // Trained-looking adapters: B is zero at initialisation, which would merge to the base weights.
+    let seed = 7;
+    const adapters = plan.params.filter((p) => p.name.endsWith('.lora_b'));
+    expect(adapters.length).toBe(6);
+    for (const p of adapters) weights.set(p.input, Float32Array.from(weights.get(p.input)!, () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5) * 0.2));
+    const output = deployHf({ format: 'hf', model: 'tuned', stage: 's', precision: 'fp32', graphs: plan.graphs, weights, module: result.entryModules[0]! });
+    expect(output.notDone).toBeNull();
+    expect(output.description).toMatch(/^Llama as llama \(LoRA adapters merged\), 21 tensors in float32/);
+    mkdirSync(join(folder, 'merged'));
+    for (const f of output.files) writeFileSync(join(folder, 'merged', f.name), f.bytes);
+    const mergedPlan = planStage(recipe(join(folder, 'merged')), 's');
+    const tokens = readSafetensors(join(HF, 'llama', 'logits.safetensors')).tensors.get('tokens')!;
+    const adapted = await logitsOf(plan.params, weights, emitModel(optimize(plan.graphs['inference']!).graph).bytes, tokens);
+    const merged = await logitsOf(mergedPlan.params, initialParams(mergedPlan.params, 0), emitModel(optimize(mergedPlan.graphs['inference']!).graph).bytes, tokens);
+    const base = await logitsOf(mergedPlan.params, initialParams(planStage(recipe(join(HF, 'llama')), 's').params, 0), emitModel(optimize(mergedPlan.graphs['inference']!).graph).bytes, tokens);
+    adapted.forEach((row, i) => {
+      expect(maxAbsDiff(row, merged[i]!)).toBeLessThanOrEqual(1e-5);
+      // ... and the adapters changed what the model computes.
+      expect(maxAbsDiff(row, base[i]!)).toBeGreaterThan(1e-2);
+    });
   });
 
   it('ptr run: one training step, deploy to hf, and the folder re-imports with the trained weights', () => {
@@ -285,7 +314,7 @@ stage b: train tuned on corpus { loss = next_token(tuned(batch.tokens), batch.to
     // The project folder (nearest package.json): the recipe in hf/ may read ../arith/data.
     writeFileSync(join(dir, 'package.json'), '{}\n');
     const cwd = join(dir, 'hf');
-    const r = spawnSync(process.execPath, [resolve('bin/ptr.js'), 'run', 'finetune.pt-recipe', '--steps', '3'], { cwd, encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, [resolve('bin/ptr.js'), 'run', 'finetune.pt-recipe', '--steps', '3', '--allow-read', '../arith'], { cwd, encoding: 'utf8', timeout: 120_000 });
     expect(r.status, r.stderr + r.stdout).toBe(0);
     expect(r.stdout).toMatch(/deploy policy @ align to hf → out\/tiny-llama-aligned\/config\.json — Llama as llama, 21 tensors in float32; tokenizer\.json, tokenizer_config\.json from /);
     expect(readdirSync(join(cwd, 'out', 'tiny-llama-aligned')).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);

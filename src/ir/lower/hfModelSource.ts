@@ -17,12 +17,14 @@ export interface HfModelSource {
   readonly choice: BlockChoice;
   /** The checkpoint folder it was read from, when it is `pretrained("DIR")` (its config and tokenizer files are carried over). */
   readonly pretrained: PretrainedFacts | null;
+  /** It has LoRA adapters (`lora(...)`), to merge into the weights they adapt. */
+  readonly adapted: boolean;
 }
 
 /**
  * The Hugging Face architecture of the recipe model `name`, or why it has none: a
- * model must be a std.nn GPT2, Llama or LlamaTied (as pretrained(...) builds them)
- * without LoRA adapters.
+ * model must be a std.nn GPT2, Llama or LlamaTied (as pretrained(...) builds them),
+ * with or without LoRA adapters.
  */
 export function hfModelSource(module: ModuleInfo, name: string): HfModelSource | string {
   const lowerer = new Lowerer(new GraphBuilder(`hf ${name}`), () => {
@@ -35,12 +37,11 @@ export function hfModelSource(module: ModuleInfo, name: string): HfModelSource |
   if (!m.module?.isStdlib || !architectureOfBlock(block)) {
     return `${name} is ${block === 'stack' ? 'a stack' : `a ${block}`}; the hf format describes std.nn's GPT2, Llama and LlamaTied (what pretrained(...) builds)`;
   }
-  if (m.adapted) return `${name} has LoRA adapters; merging them into the weights for hf is not done yet`;
   const args = new Map<string, BlockArg>();
   for (const [k, v] of m.args) {
     if (v.k === 'bool') args.set(k, v.b);
     else if (v.k === 'int' || v.k === 'float') args.set(k, v.n);
     else throw new LoweringError(`${name}: argument ${k} of ${block} is ${describeLV(v)}`);
   }
-  return { choice: { block, args }, pretrained: m.pretrained ? pretrainedFacts(module, m.pretrained) : null };
+  return { choice: { block, args }, pretrained: m.pretrained ? pretrainedFacts(module, m.pretrained) : null, adapted: m.adapted === true };
 }
