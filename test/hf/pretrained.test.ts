@@ -4,7 +4,8 @@
  * float32 from the weights as stored), and `deploy ... to hf` against the files
  * it was read from. The fixtures: GPT-2 in both name layouts (no prefix with the
  * attention-mask buffers, f32; `transformer.` prefix with lm_head, f16), LLaMA
- * with grouped-query attention (f32; bf16 in two shards) and Qwen2 (q/k/v
+ * with grouped-query attention (f32; bf16 in two shards), LLaMA with
+ * attention_bias and as many key/value heads as query heads, and Qwen2 (q/k/v
  * biases, one key/value head, tied embeddings).
  */
 import { spawnSync } from 'node:child_process';
@@ -27,7 +28,7 @@ import { deployHf } from '../../targets/hf/deploy.js';
 import { emitModel } from '../../targets/onnx/emit.js';
 
 const HF = resolve('test/fixtures/hf');
-const FIXTURES = ['gpt2', 'gpt2-f16', 'llama', 'llama-bf16-sharded', 'qwen2'] as const;
+const FIXTURES = ['gpt2', 'gpt2-f16', 'llama', 'llama-bf16-sharded', 'qwen2', 'llama-attention-bias'] as const;
 /** The fixtures' token sequences are 12 long; the data only has to exist (the logits come from the fixture's tokens). */
 const LENGTH = 12;
 
@@ -178,6 +179,7 @@ describe('deploy ... to hf', () => {
     ['llama', 'fp32', null],
     ['llama-bf16-sharded', 'bf16', null],
     ['qwen2', 'fp32', null],
+    ['llama-attention-bias', 'fp32', null],
   ] as const;
   for (const [fixture, precision, dropped] of cases) {
     it(`${fixture}: import → export in ${precision} gives back every tensor bit for bit`, () => {
