@@ -11,6 +11,8 @@
  *   pytorch   ptr vs PyTorch eager, and 1 vs 2 threads, interleaved rounds  (pytorch.ts)
  *   sessions  the training session's ORT options (threads, spinning, parallel
  *             mode), idle and with a busy process beside it                  (sessions.ts)
+ *   generation  tokens/s with the KV cache vs full recompute; decode step vs
+ *             the ORT MatMul roofline                                        (generation.ts)
  *
  *   npm run bench                              # all of them, in this order
  *   npm run bench -- --only train,memory       # some of them (throughput and overhead are aliases of train)
@@ -19,6 +21,7 @@ import { cpus, loadavg } from 'node:os';
 import { ort } from '../src/runtime/ort.js';
 import { runCompile } from './compile.js';
 import { runFrontEnd } from './frontend.js';
+import { runGeneration } from './generation.js';
 import { runMemory } from './memory.js';
 import { runProfile } from './profile.js';
 import { runPytorch } from './pytorch.js';
@@ -34,8 +37,9 @@ const PARTS: Record<string, () => void | Promise<void>> = {
   profile: runProfile,
   pytorch: runPytorch,
   sessions: runSessions,
+  generation: runGeneration,
 };
-const DEFAULT = ['frontend', 'train', 'compile', 'memory', 'profile', 'pytorch'];
+const DEFAULT = ['frontend', 'train', 'compile', 'memory', 'profile', 'pytorch', 'generation'];
 const ALIASES: Record<string, string> = { throughput: 'train', overhead: 'train', 'front-end': 'frontend', torch: 'pytorch', threads: 'pytorch' };
 
 function usage(): string {

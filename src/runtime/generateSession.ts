@@ -6,9 +6,12 @@
  *   is kept here, one Float32Array [B, kv_heads, C, head_dim] per key and value
  *   of each block, fed to the decode graph as its `past.*` inputs (onnxruntime
  *   reads them in place); each step's `present.*` outputs — the new token's keys
- *   and values only — are written into slot S + step. Fixed capacity C: the
- *   decode graph has one shape for the whole generation, and a step copies one
- *   token's keys and values out instead of the whole cache.
+ *   and values only — are written into slot S + step: a step copies one token's
+ *   keys and values out instead of the whole cache. The cache has C slots and the
+ *   decode step attends over all of them (unused ones masked); with a decode graph
+ *   of dynamic sizes, C starts at a power of two above the prompt and doubles (one
+ *   copy) as the sequences grow, so a step attends over at most twice the slots in
+ *   use; with a fixed-size graph C is what the generation needs from the start.
  *   When a sequence reaches the context limit, every sequence is prefilled again
  *   from its head (bos) and its most recent tokens (three quarters of the limit),
  *   and decoding goes on: a prefill every quarter of the context instead of a
@@ -109,7 +112,7 @@ interface CacheTensor {
   readonly past: string;
   readonly present: string;
   /** [B, heads, C, head_dim] */
-  readonly data: Float32Array;
+  data: Float32Array;
   readonly heads: number;
   readonly width: number;
 }
@@ -126,6 +129,8 @@ export class CachedLogits implements LogitsSource {
   private batch = 0;
   /** C: decode-graph cache slots; S + step is the next slot to fill. */
   private capacity = 0;
+  /** The most slots the generation needs (or the context limit allows). */
+  private maxCapacity = 0;
   private slot = 0;
   private limit = 0;
   private cache: CacheTensor[] = [];
@@ -144,6 +149,7 @@ export class CachedLogits implements LogitsSource {
   async next(active: readonly ActiveSequence[]): Promise<Float32Array> {
     if (this.batch === 0) return this.start(active);
     const rows = this.rowsOf(active);
+    if (this.slot >= this.capacity && this.capacity < this.maxCapacity) this.grow(Math.min(this.maxCapacity, 2 * this.capacity));
     // Past the last slot: keep the head and the most recent three quarters of the context.
     if (this.slot > this.capacity) return this.select(await this.prefill(rows.map((ids) => cutContext(ids, this.options.head, Math.max(this.options.head + 1, this.limit - Math.ceil(this.limit / 4))))), active);
     return this.select(await this.decode(rows), active);
@@ -176,8 +182,26 @@ export class CachedLogits implements LogitsSource {
     if (this.limit < 2) throw new Error(`generation needs a context of at least 2 tokens, the model has ${this.limit}`);
     const prompts = active.map((s) => cutContext(s.ids, this.options.head, this.limit - 1));
     const longest = Math.max(...prompts.map((p) => p.length));
-    this.capacity = Math.min(this.limit - 1, longest + this.options.maxTokens - 1);
+    this.maxCapacity = Math.min(this.limit - 1, longest + this.options.maxTokens - 1);
+    // A decode graph of dynamic sizes takes any C: start small and grow. A fixed-size one would need a session per C.
+    this.capacity = this.source.dynamic ? Math.min(this.maxCapacity, Math.max(longest, 2 ** Math.ceil(Math.log2(longest + 16)))) : this.maxCapacity;
     return this.select(await this.prefill(prompts), active);
+  }
+
+  /** Moves the cache into `capacity` slots per row (the slots in use keep their places). */
+  private grow(capacity: number): void {
+    const B = this.batch;
+    const C = this.capacity;
+    for (const c of this.cache) {
+      const data = new Float32Array(B * c.heads * capacity * c.width);
+      for (let r = 0; r < B * c.heads; r++) data.set(c.data.subarray(r * C * c.width, (r + 1) * C * c.width), r * capacity * c.width);
+      c.data = data;
+    }
+    const valid = new Uint8Array(B * capacity);
+    for (let b = 0; b < B; b++) valid.set(this.valid.subarray(b * C, (b + 1) * C), b * capacity);
+    this.valid = valid;
+    this.capacity = capacity;
+    if (!this.decodeGraph?.graph.dims) this.decodeGraph = null;
   }
 
   /** The full token rows of the batch (finished sequences keep their last known ids). */

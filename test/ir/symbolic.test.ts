@@ -113,6 +113,33 @@ describe('greedy generation through the dynamic graphs', () => {
   });
 });
 
+describe('a growing cache', () => {
+  it('starts at 32 slots and doubles as the sequence grows, with one decode session, giving the tokens of full recompute', async () => {
+    // rope has no table to outgrow: 80 positions for a model trained on 24.
+    const source = dynamicGraphSource(module, 'rotary', 80);
+    const weights = randomWeights(source.forward(1, 1), 5);
+    const options = { contextLimit: 80, head: 0, maxTokens: 60, pad: 0 };
+    const sampler = () => new Sampler({ temperature: 0 }, Array.from({ length: 15 }, (_, i) => i), 0);
+    const generateWith = async (logits: LogitsSource) => {
+      const pick = sampler();
+      try {
+        return (await generateAll([[1, 2, 3], [4, 5]], async (active) => {
+          const rows = await logits.next(active);
+          return active.map((s, i) => pick.pick(s, rows.subarray(i * logits.vocab, (i + 1) * logits.vocab)));
+        }, { maxTokens: 60 })).map((g) => g.ids);
+      } finally {
+        await logits.release();
+      }
+    };
+    const cached = new CachedLogits(source, weights, options);
+    const tokens = await generateWith(cached);
+    // 3 + 60 - 1 slots needed: 32, then 62; one prefill, one decode session throughout.
+    expect(cached.stats).toEqual({ prefills: 1, steps: 59, compiled: 2 });
+    expect(tokens[0]).toHaveLength(60);
+    expect(tokens).toEqual(await generateWith(new RecomputedLogits(source, weights, { ...options, batch: 2 })));
+  });
+});
+
 describe('symbolicDims', () => {
   /** x: [B, S, 4] → reshape [B·S, 4] → matmul → reshape [B, S, 2], and a slice of [B, S + 1] up to S. */
   function lowered(B: number, S: number): Graph {

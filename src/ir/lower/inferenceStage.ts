@@ -28,6 +28,8 @@ export interface GenerationGraphSource {
   decode(batch: number, past: number): CachedGraph;
   /** The plain forward on [batch, length] tokens (the reference without a cache). */
   forward(batch: number, length: number): Graph;
+  /** Whether prefill and decode return graphs of dynamic sizes (one graph for every batch and length). */
+  readonly dynamic?: boolean;
 }
 
 /**
@@ -97,6 +99,7 @@ export function dynamicGraphSource(module: ModuleInfo, stageName: string, positi
     prefill: () => get().prefill,
     decode: () => get().decode,
     forward: (batch, length) => lowerForward(module, stageName, batch, length),
+    dynamic: true,
   };
 }
 
