@@ -18,7 +18,8 @@ import { declaredTarget, lowerModelForward, modelAfterPruning } from '../ir/lowe
 import { modelParams } from '../ir/lower/models.js';
 import type { PlannedParam, StagePlan } from '../ir/lower/plan.js';
 import { previousTrainingStage } from '../ir/lower/lineage.js';
-import { planParam } from '../ir/lower/trainStage.js';
+import { planParam, type TrainPlan } from '../ir/lower/trainStage.js';
+import { isQatStage } from '../ir/lower/qat.js';
 import { LoweringError, NotYetSupported, type DatasetSpec } from '../ir/lower/values.js';
 import { activationScaleInput, insertFakeQuant, quantSites } from '../ir/passes/qdq.js';
 import { writeJsonAtomic } from '../runtime/atomic.js';
@@ -28,7 +29,8 @@ import { createSession } from '../runtime/ort.js';
 import { ParamStore } from '../runtime/paramStore.js';
 import { calibrationBatches, calibrationData, intSetting } from './calibrationData.js';
 import { compileIntoRun } from './compiled.js';
-import type { StageKindModule } from './kind.js';
+import type { RunContext, StageKindModule, StageResult } from './kind.js';
+import { trainStage } from './train.js';
 
 export interface QuantizeSettings {
   readonly method: 'ptq';
@@ -55,46 +57,56 @@ export interface QuantizeSettings {
  */
 export type QuantizePlan = StagePlan<QuantizeSettings>;
 
-export const quantizeStage: StageKindModule<QuantizePlan> = {
+export const quantizeStage: StageKindModule<QuantizePlan | TrainPlan> = {
   kind: 'quantize',
-  plan: (module, stage) => planQuantize(module, stage),
-  run: async (plan, context) => {
-    const { compiled, modelDir } = compileIntoRun(plan, context);
-    const { settings } = plan;
-    context.log(`stage ${plan.stage}: int8 post-training quantization of ${plan.model}, ${settings.sites.length} layers, ${settings.calibration.method} calibration on ${datasetName(plan.data['calibrate']!.spec)}`);
-    const store = ParamStore.open(compiled.manifest, { runDir: context.runDir, resume: false, seed: settings.seed, ...(context.identity ? { identity: context.identity } : {}) });
-    const weights = new Map(plan.params.filter((p) => !isScale(p)).map((p) => [p.input, store.get(p.input)]));
-    const batches = calibrationBatches(plan.data['calibrate']!.spec, settings);
-
-    const calibrate = await createSession(join(modelDir, compiled.manifest.graphs['calibrate']!.file), context.device, context.threads);
-    const siteNames = settings.sites.map((s) => s.name);
-    let ranges: Map<string, CalibratedRange>;
-    let errors: Map<string, number>;
-    const scales = new Map<string, number>();
-    try {
-      ranges = await calibrateRanges(calibrate, weights, siteNames, batches, settings.calibration);
-      for (const [site, r] of ranges) scales.set(site, symmetricScale(r));
-      errors = await activationErrors(calibrate, weights, scales, batches);
-    } finally {
-      await calibrate.release();
-    }
-    for (const [site, s] of scales) store.set(activationScaleInput(site), scaleTensor(s));
-
-    const floatWeights = new Map([...weights].map(([k, t]) => [k, t.data as Float32Array]));
-    const fp32 = floatModel(forwardOf(plan.graphs['calibrate']!), floatWeights);
-    const int8 = int8Model(plan.graphs['quantized']!, floatWeights, scales);
-    const logits = await compareLogits(fp32.bytes, int8.bytes, batches, context.threads);
-    const weightStats = weightErrors(floatWeights, int8.quantized, settings.sites.map((s) => s.weight));
-    // The deployed model's size: one sequence, as `deploy … to onnx` writes it.
-    const files = { fp32: floatModel(plan.graphs['inference_float']!, floatWeights).bytes.length, int8: int8Model(plan.graphs['inference']!, floatWeights, scales).bytes.length };
-
-    const report = quantizationReport(plan, batches.length, ranges, scales, errors, weightStats, logits, files);
-    const reportPath = join(context.runDir, plan.stage, 'quantization.json');
-    writeJsonAtomic(reportPath, report);
-    const checkpoint = store.save(1, true);
-    return { stage: plan.stage, summary: summarize(plan, report, reportPath, checkpoint), checkpoint };
+  plan: (module, stage, context) => {
+    if (!isQatStage(module, stage)) return planQuantize(module, stage);
+    if (!module.stages.get(stage)!.dataset) throw new LoweringError(`stage ${stage}: quantization-aware training trains on data: quantize MODEL on DATASET`);
+    return trainStage.plan(module, stage, context);
   },
+  run: async (plan, context) => (isPtq(plan) ? runPtq(plan, context) : trainStage.run(plan, context)),
 };
+
+function isPtq(plan: QuantizePlan | TrainPlan): plan is QuantizePlan {
+  return (plan.settings as Partial<QuantizeSettings>).method === 'ptq';
+}
+
+async function runPtq(plan: QuantizePlan, context: RunContext): Promise<StageResult> {
+  const { compiled, modelDir } = compileIntoRun(plan, context);
+  const { settings } = plan;
+  context.log(`stage ${plan.stage}: int8 post-training quantization of ${plan.model}, ${settings.sites.length} layers, ${settings.calibration.method} calibration on ${datasetName(plan.data['calibrate']!.spec)}`);
+  const store = ParamStore.open(compiled.manifest, { runDir: context.runDir, resume: false, seed: settings.seed, ...(context.identity ? { identity: context.identity } : {}) });
+  const weights = new Map(plan.params.filter((p) => !isScale(p)).map((p) => [p.input, store.get(p.input)]));
+  const batches = calibrationBatches(plan.data['calibrate']!.spec, settings);
+
+  const calibrate = await createSession(join(modelDir, compiled.manifest.graphs['calibrate']!.file), context.device, context.threads);
+  const siteNames = settings.sites.map((s) => s.name);
+  let ranges: Map<string, CalibratedRange>;
+  let errors: Map<string, number>;
+  const scales = new Map<string, number>();
+  try {
+    ranges = await calibrateRanges(calibrate, weights, siteNames, batches, settings.calibration);
+    for (const [site, r] of ranges) scales.set(site, symmetricScale(r));
+    errors = await activationErrors(calibrate, weights, scales, batches);
+  } finally {
+    await calibrate.release();
+  }
+  for (const [site, s] of scales) store.set(activationScaleInput(site), scaleTensor(s));
+
+  const floatWeights = new Map([...weights].map(([k, t]) => [k, t.data as Float32Array]));
+  const fp32 = floatModel(forwardOf(plan.graphs['calibrate']!), floatWeights);
+  const int8 = int8Model(plan.graphs['quantized']!, floatWeights, scales);
+  const logits = await compareLogits(fp32.bytes, int8.bytes, batches, context.threads);
+  const weightStats = weightErrors(floatWeights, int8.quantized, settings.sites.map((s) => s.weight));
+  // The deployed model's size: one sequence, as `deploy … to onnx` writes it.
+  const files = { fp32: floatModel(plan.graphs['inference_float']!, floatWeights).bytes.length, int8: int8Model(plan.graphs['inference']!, floatWeights, scales).bytes.length };
+
+  const report = quantizationReport(plan, batches.length, ranges, scales, errors, weightStats, logits, files);
+  const reportPath = join(context.runDir, plan.stage, 'quantization.json');
+  writeJsonAtomic(reportPath, report);
+  const checkpoint = store.save(1, true);
+  return { stage: plan.stage, summary: summarize(plan, report, reportPath, checkpoint), checkpoint };
+}
 
 /** `corpus.val`: the dataset and the part calibration reads. */
 function datasetName(spec: DatasetSpec): string {

@@ -32,3 +32,23 @@ export async function runRecipe(name: string, text: (dir: string) => string): Pr
   const result = await runPipeline(module, { recipe, runDir: join(dir, 'run'), device: 'cpu', resume: false, version: 'test' }, () => {});
   return { dir, module, result };
 }
+
+/**
+ * The start every compression test recipe shares: arithmetic characters, a
+ * Transformer `lm` of width `dim` (2 layers, 2 heads, context 32), the corpus in
+ * windows of 32, and `pretrain`, `steps` steps of next-token training.
+ */
+export function pretrainedLm(dim: number, steps: number): string {
+  return `import std.nn { Transformer }
+import std.losses { next_token }
+tokenizer tok = chars("0123456789+-*=\\n", specials: [pad, bos, eos])
+model lm = Transformer(vocab: tok.vocab, ctx: 32, dim: ${dim}, layers: 2, heads: 2)
+dataset corpus = text("corpus.txt", tokenizer: tok, block: 32, split: 0.95)
+stage pretrain: train lm on corpus {
+  loss      = next_token(lm(batch.tokens), batch.tokens)
+  optimizer = adamw(lr: 3e-3)
+  batch     = 8
+  steps     = ${steps}
+}
+`;
+}

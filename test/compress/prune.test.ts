@@ -20,7 +20,7 @@ import { runOnce } from '../../src/runtime/ort.js';
 import { readSafetensors, toFloat32 } from '../../src/runtime/safetensors.js';
 import { makeTensor } from '../../src/ir/tensor.js';
 import { planStage, type PipelineResult } from '../../src/stages/driver.js';
-import { runRecipe } from './harness.js';
+import { pretrainedLm, runRecipe } from './harness.js';
 import type { PrunePlan } from '../../src/stages/prune.js';
 import type { TrainPlan } from '../../src/ir/lower/trainStage.js';
 import { emitModel } from '../../targets/onnx/emit.js';
@@ -31,18 +31,7 @@ let result: PipelineResult;
 
 beforeAll(async () => {
   ({ dir, module, result } = await runRecipe('prune', (dir) =>
-    `import std.nn { Transformer }
-import std.losses { next_token }
-tokenizer tok = chars("0123456789+-*=\\n", specials: [pad, bos, eos])
-model lm = Transformer(vocab: tok.vocab, ctx: 32, dim: 32, layers: 2, heads: 2)
-model wide = Transformer(vocab: tok.vocab, ctx: 32, dim: 32, layers: 2, heads: 2)
-dataset corpus = text("corpus.txt", tokenizer: tok, block: 32, split: 0.95)
-stage pretrain: train lm on corpus {
-  loss      = next_token(lm(batch.tokens), batch.tokens)
-  optimizer = adamw(lr: 3e-3)
-  batch     = 8
-  steps     = 40
-}
+    `${pretrainedLm(32, 40)}model wide = Transformer(vocab: tok.vocab, ctx: 32, dim: 32, layers: 2, heads: 2)
 stage slim: prune lm on corpus after pretrain {
   sparsity = 0.25
   method   = magnitude

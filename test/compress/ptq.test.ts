@@ -17,7 +17,7 @@ import { latestCheckpointDir } from '../../src/runtime/checkpoint.js';
 import { runOnce } from '../../src/runtime/ort.js';
 import { readSafetensors, toFloat32 } from '../../src/runtime/safetensors.js';
 import { planStage, type PipelineResult } from '../../src/stages/driver.js';
-import { runRecipe } from './harness.js';
+import { pretrainedLm, runRecipe } from './harness.js';
 import type { QuantizationReport, QuantizePlan } from '../../src/stages/quantize.js';
 import { onnx } from '../../targets/onnx/proto.js';
 
@@ -27,18 +27,7 @@ let result: PipelineResult;
 
 beforeAll(async () => {
   ({ dir, module, result } = await runRecipe('ptq', (dir) =>
-    `import std.nn { Transformer }
-import std.losses { next_token }
-tokenizer tok = chars("0123456789+-*=\\n", specials: [pad, bos, eos])
-model lm = Transformer(vocab: tok.vocab, ctx: 32, dim: 64, layers: 2, heads: 2)
-dataset corpus = text("corpus.txt", tokenizer: tok, block: 32, split: 0.95)
-stage pretrain: train lm on corpus {
-  loss      = next_token(lm(batch.tokens), batch.tokens)
-  optimizer = adamw(lr: 3e-3)
-  batch     = 8
-  steps     = 60
-}
-stage int8: quantize lm after pretrain {
+    `${pretrainedLm(64, 60)}stage int8: quantize lm after pretrain {
   precision   = int8
   method      = ptq
   calibrate   = corpus.val[:32]

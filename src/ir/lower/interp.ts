@@ -61,6 +61,11 @@ export class Lowerer implements TensorBuiltinHost {
   seed: Value | null = null;
   /** Divisors of batch means under gradient accumulation (see TensorBuiltinHost.batchMeans). */
   batchMeans: BatchMeanDivisors | null = null;
+  /**
+   * How a matmul of an activation by a weight (a graph input [in, out]) is computed; null: plainly.
+   * Quantization-aware training sets it (src/ir/lower/qat.ts) to multiply fake-quantized operands.
+   */
+  weightMatmul: ((x: Value, w: Value) => Value) | null = null;
 
   constructor(
     readonly b: GraphBuilder,
@@ -254,13 +259,14 @@ export class Lowerer implements TensorBuiltinHost {
       const out = b.matmul(a, b.reshape(w, [w.shape[0]!, 1]));
       return b.reshape(out, out.shape.slice(0, -1));
     }
+    const byWeight = (x: Value): Value => (this.weightMatmul && w.producer === null && w.shape.length === 2 ? this.weightMatmul(x, w) : b.matmul(x, w));
     if (w.shape.length === 2 && a.shape.length > 2) {
       const k = a.shape[a.shape.length - 1]!;
       const rows = a.shape.slice(0, -1);
-      const flat = b.matmul(b.reshape(a, [rows.reduce((x, y) => x * y, 1), k]), w);
+      const flat = byWeight(b.reshape(a, [rows.reduce((x, y) => x * y, 1), k]));
       return b.reshape(flat, [...rows, w.shape[1]!]);
     }
-    return b.matmul(a, w);
+    return byWeight(a);
   }
 
   member(obj: LV, name: string): LV {

@@ -19,6 +19,7 @@ import { intConst } from '../../check/types.js';
 import { Env, Lowerer, tyToLV, type ModuleValues } from './interp.js';
 import { previousTrainingStage } from './lineage.js';
 import { modelAfterPruning } from './pruning.js';
+import { isQatStage, qatLowering } from './qat.js';
 import { modelContext, planGeneration } from './inferenceStage.js';
 import { modelParams, type ParamInfo } from './models.js';
 import { asBool, asInt, asNumber, describeLV, LoweringError, NotYetSupported, type DatasetSpec, type LV } from './values.js';
@@ -106,7 +107,8 @@ function intSetting(module: ModuleInfo, decl: StageDecl, name: string): number |
 
 export function lowerTrainStage(module: ModuleInfo, stageName: string | null, options: StageOptions = {}): TrainPlan {
   const decl = findStage(module, stageName);
-  if (decl.stageKind.name !== 'train') {
+  // Quantization-aware training lowers as a train stage with fake-quantized matmuls.
+  if (decl.stageKind.name !== 'train' && !isQatStage(module, decl.name.name)) {
     throw new NotYetSupported(`stage '${decl.name.name}' is ${decl.stageKind.name === 'rl' ? 'an' : 'a'} ${decl.stageKind.name} stage, not a train stage`);
   }
   const ctx = new StageContext(module, decl);
@@ -151,6 +153,7 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   if (model !== target.m && decl.target.kind === 'NameExpr') probe.setModuleValue(module, decl.target.name, { k: 'model', m: model });
   const seqLen = dataset.seqLen;
   if (seqLen === null) throw new NotYetSupported(`dataset ${dataset.name}: set max_len: this version trains on batches of one fixed length`);
+  const qat = isQatStage(module, decl.name.name) ? qatLowering(module, decl.name.name, model) : null;
 
   // The trained model continues from the stage that last trained it (`after`), unless it names a checkpoint.
   const continueFrom = model.checkpoint === null ? previousTrainingStage(module, decl, model.owner) : null;
@@ -183,6 +186,7 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
       shared,
     );
     for (const p of modelParams(model)) lw.params(p);
+    qat?.attach(lw, b, name);
     return { b, lw };
   };
 
@@ -223,6 +227,7 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
       feedback[`new.opt.${slot}.${p.name}`] = `opt.${slot}.${p.name}`;
     });
   });
+  qat?.finish(tb, feedback, planned);
   const graphs: Record<string, Graph> = { train_step: tb.build() };
 
   // ---- eval: the same loss, no dropout, no update
@@ -250,7 +255,7 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   const data: Record<string, DataInput> = { train: { spec: dataset, fields: batch.fields } };
   if (evalData) data['eval'] = evalData;
   return {
-    kind: 'train',
+    kind: decl.stageKind.name,
     stage: decl.name.name,
     model: model.owner,
     graphs,

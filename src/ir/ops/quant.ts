@@ -196,6 +196,8 @@ const ABSMAX_SCALE: OpDef = {
     const [floored] = ctx.emit('Max', [max!, ctx.constFloat([MIN_ABSMAX], [])], 1);
     ctx.emit('Div', [floored!, ctx.constFloat([INT8_MAX], [])], [ctx.output(node, 0)]);
   },
+  // An observer: the range it reports is not trained through (as PyTorch's observers run without gradients).
+  grad: () => [null],
 };
 
 export const QUANT_OPS: readonly OpDef[] = [QUANTIZE_LINEAR, DEQUANTIZE_LINEAR, FAKE_QUANT, ABSMAX_SCALE];
