@@ -46,6 +46,8 @@ export interface LogitsOptions {
   readonly threads?: number;
   /** Sessions of graphs with dynamic sizes, shared with other runs (batches) of the same generation. */
   readonly pool?: SessionPool;
+  /** Size the cache for the whole generation from the start instead of growing it (the benchmark compares the two). */
+  readonly fixedCapacity?: boolean;
 }
 
 /** Next-token logits for sequences in a batch: rows of `vocab` values, in the order asked. */
@@ -184,7 +186,7 @@ export class CachedLogits implements LogitsSource {
     const longest = Math.max(...prompts.map((p) => p.length));
     this.maxCapacity = Math.min(this.limit - 1, longest + this.options.maxTokens - 1);
     // A decode graph of dynamic sizes takes any C: start small and grow. A fixed-size one would need a session per C.
-    this.capacity = this.source.dynamic ? Math.min(this.maxCapacity, Math.max(longest, 2 ** Math.ceil(Math.log2(longest + 16)))) : this.maxCapacity;
+    this.capacity = this.source.dynamic && !this.options.fixedCapacity ? Math.min(this.maxCapacity, Math.max(longest, 2 ** Math.ceil(Math.log2(longest + 16)))) : this.maxCapacity;
     return this.select(await this.prefill(prompts), active);
   }
 

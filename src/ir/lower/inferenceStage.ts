@@ -161,7 +161,8 @@ export function planGeneration(module: ModuleInfo, stageName: string, model: Mod
   try {
     graphs = dynamicGenerationGraphs(module, stageName, positionLimit);
   } catch (e) {
-    if (e instanceof IrError) return null;
+    // Generation graphs are an extra of the plan: a model they cannot be derived for still trains.
+    if (e instanceof IrError || e instanceof LoweringError) return null;
     throw e;
   }
   const { prefill, decode } = graphs;
