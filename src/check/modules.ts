@@ -3,8 +3,8 @@
  * standard library, relative `import "./x.pt-recipe"`, name tables, duplicate
  * names and import cycles. Produces one `ModuleInfo` per file.
  */
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BlockDecl, Declaration, DeployDecl, Identifier, ImportDecl, Recipe, Span, StageDecl } from '../language/ast.js';
 import { didYouMean, SourceFile, type DiagnosticBag } from '../language/diagnostics.js';
@@ -36,6 +36,8 @@ export interface ModuleInfo {
   readonly stages: Map<string, StageDecl>;
   readonly imports: Map<string, ImportedBinding>;
   readonly isStdlib: boolean;
+  /** Where this module's recipe may read files (its entry file's): imports and data files outside it are refused. */
+  readonly sandbox: ReadSandbox;
   /** What the checker established, for the phases after it (filled in by check/index.ts). */
   readonly facts: CheckedFacts;
 }
@@ -105,6 +107,91 @@ export const readFromDisk: ReadFile = (absPath, maxBytes = Infinity) => {
   }
 };
 
+/**
+ * Folders outside the recipe's that the command line allows reading
+ * (`--allow-read PATH`, repeatable); set by the CLI before checking.
+ */
+let allowedReads: readonly string[] = [];
+
+/** Lets recipes read files under `paths` too (the CLI's `--allow-read`); replaces the previous list. */
+export function allowReadsUnder(paths: readonly string[]): void {
+  allowedReads = paths.map((p) => resolve(p));
+}
+
+/** The folder a recipe's project is rooted in: the nearest folder at or above `dir` with a package.json, else `dir`. */
+export function projectFolder(dir: string): string {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    if (existsSync(join(d, 'package.json'))) return d;
+    if (dirname(d) === d) return resolve(dir);
+  }
+}
+
+/** File systems of the kernel's own state, never data (`/proc/self/environ` holds the environment's secrets). */
+const KERNEL_FOLDERS = ['/proc', '/sys', '/dev'];
+
+/**
+ * Where a recipe may read files: under its own folder, its project's (the
+ * nearest folder with a package.json, as a project that installs pt-recipe
+ * has), the standard library, and what `--allow-read` names. Paths are compared
+ * after following symbolic links, so a link cannot lead out. Devices, FIFOs,
+ * sockets and the kernel's /proc, /sys and /dev are refused wherever they are.
+ * So `ptr check` of a recipe someone else wrote cannot print /etc/passwd or the
+ * environment into a log.
+ */
+export class ReadSandbox {
+  private constructor(readonly roots: readonly string[]) {}
+
+  /** The sandbox of an entry recipe at `absPath`. */
+  static forRecipe(absPath: string, stdlibDir: string, allowed: readonly string[] = allowedReads): ReadSandbox {
+    const dir = dirname(absPath);
+    return new ReadSandbox([...new Set([dir, projectFolder(dir), stdlibDir, ...allowed].map(realPath))]);
+  }
+
+  /** A sandbox that allows everything but special files (for checks of text held in memory by a library user). */
+  static open(): ReadSandbox {
+    return new ReadSandbox([sep]);
+  }
+
+  /** Null when `absPath` may be read; otherwise why not, in words ("it is a character device, not a regular file"). */
+  refusal(absPath: string): string | null {
+    const real = realPath(absPath);
+    for (const k of KERNEL_FOLDERS) {
+      if (within(absPath, k) || within(real, k)) return `${k} holds the system's state, not data`;
+    }
+    let kind: string | null = null;
+    try {
+      const st = statSync(real);
+      kind = st.isFile() || st.isDirectory() ? null : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isFIFO() ? 'a FIFO (named pipe)' : st.isSocket() ? 'a socket' : 'not a regular file';
+    } catch {
+      // Missing: the reader reports it as not found.
+    }
+    if (kind) return `it is ${kind}, not a regular file`;
+    if (this.roots.some((root) => within(real, root))) return null;
+    return 'it is outside the folders this recipe may read';
+  }
+}
+
+/** `absPath` with symbolic links followed, as far as it exists. */
+function realPath(absPath: string): string {
+  try {
+    return realpathSync(absPath);
+  } catch {
+    const parent = dirname(absPath);
+    return parent === absPath ? absPath : join(realPath(parent), relative(parent, absPath));
+  }
+}
+
+function within(path: string, folder: string): boolean {
+  const rel = relative(folder, path);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/** The hint of a read-refused diagnostic. */
+export function readRefusedHint(absPath: string, reason: string): string | undefined {
+  if (!reason.startsWith('it is outside')) return undefined;
+  return `a recipe reads files under its own folder and its project's (the nearest folder with a package.json); ptr --allow-read ${displayPath(absPath)} allows this one`;
+}
+
 export class ModuleLoader {
   readonly modules = new Map<string, ModuleInfo>();
   private readonly loading: string[] = [];
@@ -124,11 +211,14 @@ export class ModuleLoader {
     if (existing) return existing;
     const source = new SourceFile(path, text);
     const recipe = parseRecipe(text, path, this.bag);
+    // An entry file gets its own sandbox; an imported one reads under its importer's.
+    const importer = this.loading.length ? this.modules.get(this.loading[this.loading.length - 1]!) : undefined;
     const info: ModuleInfo = {
       path,
       absPath,
       source,
       recipe,
+      sandbox: importer?.sandbox ?? ReadSandbox.forRecipe(absPath, this.stdlibDir),
       decls: new Map(),
       stages: new Map(),
       imports: new Map(),
@@ -199,6 +289,12 @@ export class ModuleLoader {
       return;
     }
     let module = this.modules.get(absPath);
+    const refused = module ? null : info.sandbox.refusal(absPath);
+    if (refused) {
+      this.bag.report('read-refused', `cannot read module ${label} (${displayPath(absPath)}): ${refused}`, decl.path.loc, { hint: readRefusedHint(absPath, refused) ?? null });
+      this.bindUnresolved(info, decl);
+      return;
+    }
     if (!module) {
       const text = this.readFile(absPath);
       if (text === null) {

@@ -11,7 +11,7 @@ import type { BlockDecl } from '../language/ast.js';
 import type { BuiltinServices, CallSite, CharTokenizer, DataFile, EncodablePiece } from './builtins.js';
 import { pretrainedRule, type PretrainedServices } from './pretrained.js';
 import { formatDim, mulDims, symDim, type Dim } from './dims.js';
-import { displayPath, type ModuleInfo, type PretrainedFacts, type ReadFile } from './modules.js';
+import { displayPath, readRefusedHint, type ModuleInfo, type PretrainedFacts, type ReadFile, type ReadSandbox } from './modules.js';
 import { DATASET_FORMATS, isDatasetFormat, type BatchDim } from './dataSchema.js';
 import { latestTrainers, stageAncestors, stageTrainedModels } from './stages.js';
 import type { SplitSizes } from './splits.js';
@@ -108,8 +108,19 @@ export class CheckServices implements BuiltinServices, PretrainedServices {
     return this.stdlib.instantiate(decl, module, args, site.span);
   }
 
+  /** The sandbox of the recipe a span is in. */
+  private sandbox(span: Span): ReadSandbox | null {
+    for (const m of this.modules.values()) if (m.path === span.file) return m.sandbox;
+    return null;
+  }
+
   readDataFile(path: string, span: Span, maxBytes = Infinity): DataFile | null {
     const absPath = resolve(this.baseDir(span), path);
+    const refused = this.sandbox(span)?.refusal(absPath) ?? null;
+    if (refused) {
+      this.bag.report('read-refused', `cannot read "${path}": ${refused}`, span, { hint: readRefusedHint(absPath, refused) ?? null });
+      return null;
+    }
     // One byte more than asked tells whether the file was cut.
     const text = this.readFile(absPath, maxBytes === Infinity ? Infinity : maxBytes + 1);
     if (text === null) {

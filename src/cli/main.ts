@@ -24,6 +24,7 @@ import { runRun } from './run.js';
 import { runSample } from './sample.js';
 import { runGenerate } from './generate.js';
 import { fileSystemError, UserError } from '../runtime/errors.js';
+import { allowReadsUnder } from '../check/modules.js';
 import { NotYetSupported } from '../ir/lower/values.js';
 import { DiagnosticBag } from '../language/diagnostics.js';
 import { parseRecipe } from '../language/parser.js';
@@ -139,6 +140,14 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
 
   const stageOption = (): Option => new Option('--stage <name>', 'the train stage (default: the first stage)');
   program.hook('preAction', (_program, action) => checkStageOption(action.args[0], action.opts()['stage']));
+  // Every command that checks a recipe reads its files through the sandbox; --allow-read widens it.
+  program
+    .addOption(
+      new Option('--allow-read <path>', "let recipes read files under PATH too (repeatable; by default only under the recipe's folder and its project's)")
+        .argParser((value: string, previous: string[]) => [...previous, value])
+        .default([] as string[], 'none'),
+    )
+    .hook('preAction', () => allowReadsUnder(program.opts<{ allowRead: string[] }>().allowRead));
   const version = packageVersion();
 
   program
@@ -187,11 +196,16 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option('--resume', 'continue each stage from its latest checkpoint (refused if the recipe, data, seed or steps changed)')
     .option('--fresh', 'archive what the run folder holds (to <folder>.archived-<time>) and start over')
     .option('--allow-changed', 'with --resume: continue even though the recipe, data, seed or steps changed')
+    .addOption(
+      new Option('--allow-write <path>', "let the recipe's deploys write under PATH, outside its project folder (repeatable)")
+        .argParser((value: string, previous: string[]) => [...previous, value])
+        .default([] as string[], 'none'),
+    )
     .addOption(new Option('--steps <n>', "override the stages' steps").argParser(positiveInt))
     .addOption(new Option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)').argParser(positiveInt))
     .addOption(new Option('--steps-per-run <k>', 'train k steps per onnxruntime call (an ONNX Loop; fewer host-device copies on cuda)').argParser(positiveInt))
     .addHelpText('after', `\nExamples:\n  ptr run examples/quickstart.pt-recipe\n  ptr run examples/quickstart.pt-recipe --resume\n${EXIT_HELP}`)
-    .action(async (file: string, opts: { stage?: string; out?: string; device?: 'cpu' | 'cuda'; resume?: boolean; fresh?: boolean; allowChanged?: boolean; steps?: number; threads?: number; stepsPerRun?: number }) =>
+    .action(async (file: string, opts: { stage?: string; out?: string; device?: 'cpu' | 'cuda'; resume?: boolean; fresh?: boolean; allowChanged?: boolean; allowWrite?: string[]; steps?: number; threads?: number; stepsPerRun?: number }) =>
       setCode(await runRun(io, file, opts, version)),
     );
 

@@ -17,6 +17,8 @@ export interface RunCommandOptions {
   readonly fresh?: boolean;
   /** With --resume: continue a run whose recipe, data, seed or steps changed. */
   readonly allowChanged?: boolean;
+  /** Folders outside the project that deploys may write to. */
+  readonly allowWrite?: readonly string[];
 }
 
 export function defaultRunDir(file: string): string {
@@ -42,6 +44,7 @@ export async function runRun(io: Io, file: string, options: RunCommandOptions, v
       fresh: options.fresh ?? false,
       allowChanged: options.allowChanged ?? false,
       handleSignals: true,
+      allowWrite: options.allowWrite ?? [],
       version,
       ...(stage ? { stage } : {}),
       ...(steps ? { steps } : {}),

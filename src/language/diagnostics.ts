@@ -132,14 +132,42 @@ export function joinSpans(from: Span, to: Span): Span {
   };
 }
 
+/** Columns of a source line shown in an excerpt; a longer line (a 50 MB JSONL row) is cut around the caret. */
+const EXCERPT_COLUMNS = 120;
+/** Columns shown before the caret when a long line is cut. */
+const EXCERPT_BEFORE = 40;
+
+/**
+ * Control characters (C0 but tab and newline, DEL, C1) and the bidirectional
+ * overrides, which a terminal would obey rather than show: a data file in an
+ * excerpt or a message must not move the cursor, recolour the terminal or
+ * reorder the text around it.
+ */
+const UNPRINTABLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/** `s` with each unprintable character shown as an escape (`\x1b`, `\u202e`). */
+export function escapeControl(s: string): string {
+  return s.replace(UNPRINTABLE, (c) => {
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
 function renderExcerpt(source: SourceFile | undefined, span: Span, gutterWidth: number): string[] {
   if (!source) return [];
   const text = source.lineText(span.line);
   const pad = ' '.repeat(gutterWidth);
+  const caretAt = Math.min(span.column - 1, text.length);
+  const width = span.endLine === span.line ? Math.max(1, span.end - span.start) : Math.max(1, text.length - caretAt);
+  // A window of the line around the caret, each end marked when cut.
+  const from = text.length > EXCERPT_COLUMNS ? Math.max(0, Math.min(caretAt - EXCERPT_BEFORE, text.length - EXCERPT_COLUMNS)) : 0;
+  const to = Math.min(text.length, from + EXCERPT_COLUMNS);
+  const before = escapeControl(text.slice(from, caretAt));
+  const marked = escapeControl(text.slice(caretAt, Math.min(to, caretAt + width)));
+  const shown = `${from > 0 ? '…' : ''}${before}${escapeControl(text.slice(caretAt, to))}${to < text.length ? '…' : ''}`;
   // Tabs are kept in the caret line so the caret lines up with the source line.
-  const lead = text.slice(0, span.column - 1).replace(/[^\t]/g, ' ');
-  const width = span.endLine === span.line ? Math.max(1, span.end - span.start) : Math.max(1, text.length - span.column + 1);
-  return [`${pad} |`, `${String(span.line).padStart(gutterWidth)} | ${text}`, `${pad} | ${lead}${'^'.repeat(width)}`];
+  const lead = `${from > 0 ? ' ' : ''}${before.replace(/[^\t]/g, ' ')}`;
+  return [`${pad} |`, `${String(span.line).padStart(gutterWidth)} | ${shown}`, `${pad} | ${lead}${'^'.repeat(Math.max(1, [...marked].length))}`];
 }
 
 /**
@@ -155,13 +183,14 @@ export function formatDiagnostics(diagnostics: readonly Diagnostic[], sources: R
   const blocks: string[] = [];
   for (const d of diagnostics) {
     const s = d.span;
-    const lines = [`${s.file}:${s.line}:${s.column}: ${d.severity}[${d.code}]: ${d.message}`];
+    // Messages may quote data (a JSON parse error quotes the row): shown escaped too.
+    const lines = [`${escapeControl(s.file)}:${s.line}:${s.column}: ${d.severity}[${d.code}]: ${escapeControl(d.message)}`];
     const gutter = String(Math.max(s.line, ...d.related.map((r) => r.span.line))).length;
     lines.push(...renderExcerpt(sources.get(s.file), s, gutter));
     for (const r of d.related) {
-      lines.push(`${' '.repeat(gutter)} = note: ${r.message} (${r.span.file}:${r.span.line}:${r.span.column})`);
+      lines.push(`${' '.repeat(gutter)} = note: ${escapeControl(r.message)} (${escapeControl(r.span.file)}:${r.span.line}:${r.span.column})`);
     }
-    if (d.hint) lines.push(`${' '.repeat(gutter)} = hint: ${d.hint}`);
+    if (d.hint) lines.push(`${' '.repeat(gutter)} = hint: ${escapeControl(d.hint)}`);
     blocks.push(lines.join('\n'));
   }
   return blocks.join('\n\n');

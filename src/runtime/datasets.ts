@@ -8,8 +8,8 @@ import { batchInputName, graphFields } from '../check/dataSchema.js';
 import { readConfigSpecials } from '../check/hfTokenizer.js';
 import { JsonlDataset, TextCorpus, type JsonlFormat } from './data.js';
 import { ort, type OrtTensor } from './ort.js';
-import { bytes, chars, hf, type Tokenizer } from './tokenizer.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { bytes, chars, hf, tokenizeBoundMs, withTimeBound, type Tokenizer } from './tokenizer.js';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from './errors.js';
 
@@ -43,7 +43,12 @@ export function openStageData(ds: DatasetSpec, seed: number, runDir?: string): S
     throw new DataError(`dataset ${ds.name}: stage ${spec.producedBy} has not written it yet (${spec.path}); run that stage first`);
   }
   try {
-    return open(spec, seed);
+    // One time bound for tokenizing the whole file (not one per row): a tokenizer.json
+    // whose regex backtracks catastrophically fails here instead of hanging the run.
+    if (spec.tokenizer.kind !== 'hf') return open(spec, seed);
+    const chars = existsSync(spec.path) ? statSync(spec.path).size : 0;
+    const ms = tokenizeBoundMs(chars);
+    return withTimeBound(ms, () => `${spec.tokenizer.path}: tokenizing ${spec.path} (${chars.toLocaleString('en-US')} bytes) took longer than ${(ms / 1000).toFixed(1)} s; a regex in the tokenizer file may backtrack catastrophically`, () => open(spec, seed));
   } catch (e) {
     throw new DataError(`dataset ${ds.name}: ${(e as Error).message}`);
   }

@@ -5,6 +5,7 @@
  * a tokenizer.json), then the specials in the order the recipe lists them. So
  * vocab = base + specials.
  */
+import { createContext, Script } from 'node:vm';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { tokenizerJsonVocabSize } from '../check/builtins.js';
 import { UserError } from './errors.js';
@@ -107,24 +108,98 @@ export function bytes(specials: readonly string[] = []): Tokenizer {
   };
 }
 
+/** Tokenizing took longer than its bound: most likely a regex in tokenizer.json that backtracks catastrophically. */
+export class TokenizerTimeoutError extends UserError {}
+
+/** A Hugging Face tokenizer.json that cannot be used (a malformed regex, an unknown model type). */
+export class TokenizerFileError extends UserError {}
+
+/**
+ * The time tokenizing `chars` characters may take: 5 s, plus 1 s per 100,000
+ * characters (a real tokenizer does several MB/s; a catastrophic regex can take
+ * hours over one line of 40 characters).
+ */
+export function tokenizeBoundMs(chars: number): number {
+  return 5000 + chars / 100;
+}
+
+/** One context and script for every bounded run: `job()` calls the body. */
+const guard = { context: createContext({ job: null as (() => unknown) | null }), script: new Script('job()'), active: false };
+
+/**
+ * Runs `body` with a wall-clock bound: past `ms`, V8 terminates it — a regex deep in
+ * catastrophic backtracking included — and a TokenizerTimeoutError with `why()`
+ * is thrown. Nested calls run inside the outermost bound (one bound for loading a
+ * whole dataset, not one per row).
+ */
+export function withTimeBound<T>(ms: number, why: () => string, body: () => T): T {
+  if (guard.active) return body();
+  guard.active = true;
+  (guard.context as { job: (() => unknown) | null }).job = body;
+  try {
+    return guard.script.runInContext(guard.context, { timeout: Math.max(1, Math.round(ms)) }) as T;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw new TokenizerTimeoutError(why());
+    throw e;
+  } finally {
+    guard.active = false;
+    (guard.context as { job: (() => unknown) | null }).job = null;
+  }
+}
+
+/** The regexes a tokenizer.json runs on text (pre-tokenizer and normalizer `Split`/`Replace` patterns). */
+export function tokenizerRegexes(json: unknown): string[] {
+  const found: string[] = [];
+  const visit = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(visit);
+    else if (v && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if (k === 'Regex' && typeof x === 'string') found.push(x);
+        else if (k === 'pre_tokenizer' || k === 'normalizer' || k === 'pretokenizers' || k === 'normalizers' || k === 'pattern') visit(x);
+      }
+    }
+  };
+  visit(json);
+  return found;
+}
+
+/** Options of {@link hf}. */
+export interface HfOptions {
+  /** Milliseconds one encode may take (default: tokenizeBoundMs of its length). */
+  readonly timeBoundMs?: number;
+}
+
 /**
  * A Hugging Face tokenizer.json (through @huggingface/tokenizers), its ids as the file
  * numbers them, then the recipe's specials after the last of them, as the checker counts.
  * `own` are the tokenizer's own special tokens (tokenizer_config.json's bos, eos, …) with
  * their ids in the file. Text it has no token for becomes its unknown token, as in the
- * reference library.
+ * reference library. Its regexes run under a time bound (withTimeBound): a
+ * pathological tokenizer.json is an error, not a hang.
  */
-export function hf(tokenizerJson: unknown, specials: readonly string[] = [], file = 'tokenizer.json', own: ReadonlyMap<string, number> = new Map()): Tokenizer {
+export function hf(tokenizerJson: unknown, specials: readonly string[] = [], file = 'tokenizer.json', own: ReadonlyMap<string, number> = new Map(), options: HfOptions = {}): Tokenizer {
   const base = tokenizerJsonVocabSize(tokenizerJson);
-  if (base === null) throw new Error(`${file}: has no "model.vocab"; expected a Hugging Face tokenizer.json`);
-  const tokenizer = new HfTokenizer(tokenizerJson as object, {});
+  if (base === null) throw new TokenizerFileError(`${file}: has no "model.vocab"; expected a Hugging Face tokenizer.json`);
+  let tokenizer: HfTokenizer;
+  try {
+    tokenizer = new HfTokenizer(tokenizerJson as object, {});
+  } catch (e) {
+    throw new TokenizerFileError(`${file}: cannot be used as a tokenizer: ${(e as Error).message}`);
+  }
   const specialIds = specialTable('hf', specials, base);
   const vocab = base + specials.length;
+  const regexes = tokenizerRegexes(tokenizerJson);
+  const slow = (chars: number, ms: number) => (): string =>
+    `${file}: tokenizing ${chars.toLocaleString('en-US')} characters took longer than ${(ms / 1000).toFixed(1)} s; ` +
+    (regexes.length ? `its regex ${JSON.stringify(regexes[0]!.length > 80 ? `${regexes[0]!.slice(0, 80)}…` : regexes[0])} may backtrack catastrophically on this text` : 'the tokenizer file may be pathological');
   return {
     kind: 'hf',
     vocab,
     specials: [...specials, ...[...own.keys()].filter((name) => !specialIds.has(name))],
-    encode: (text) => Int32Array.from(tokenizer.encode(text, { add_special_tokens: false }).ids),
+    encode(text) {
+      const ms = options.timeBoundMs ?? tokenizeBoundMs(text.length);
+      return withTimeBound(ms, slow(text.length, ms), () => Int32Array.from(tokenizer.encode(text, { add_special_tokens: false }).ids));
+    },
     decode(tokens, options = {}) {
       const ids = Array.from(tokens, (t, i) => checkId(t, i, vocab));
       // Without specials shown, one decode of the rest keeps the tokenizer's own spacing.

@@ -6,9 +6,9 @@
  * from what did not run (never 0 when something requested did not).
  */
 import { existsSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { DEPLOY_TARGETS } from '../../targets/index.js';
-import type { ModuleInfo } from '../check/modules.js';
+import { displayPath, projectFolder, type ModuleInfo } from '../check/modules.js';
 import type { Expression } from '../language/ast.js';
 import type { StagePlan } from '../ir/lower/plan.js';
 import { NotYetSupported } from '../ir/lower/values.js';
@@ -46,7 +46,12 @@ export interface PipelineOptions extends Omit<RunContext, 'log'> {
   readonly allowChanged?: boolean;
   /** Stop cleanly on SIGINT/SIGTERM: finish the step, checkpoint, exit 130/143 (the CLI sets it). */
   readonly handleSignals?: boolean;
+  /** Folders outside the recipe's project that deploys may write to (`--allow-write`). */
+  readonly allowWrite?: readonly string[];
 }
+
+/** A recipe asks to write outside its project folder without --allow-write. */
+export class WriteRefusedError extends UserError {}
 
 export interface NotRun {
   /** `stage NAME` or `deploy M @ S to F`. */
@@ -115,6 +120,8 @@ export function planStage(module: ModuleInfo, stage: string, context: PlanContex
  */
 export async function runPipeline(module: ModuleInfo, options: PipelineOptions, log: (line: string) => void): Promise<PipelineResult> {
   if (options.stage) requireStage(module, options.stage);
+  // Before any work: a deploy that may not write where it says would fail only after training.
+  for (const d of module.facts.deploys) deployFolder(module, d, options.allowWrite ?? []);
   const runDir = options.runDir;
   if (existsSync(runDir) && !statSync(runDir).isDirectory()) throw new RunFolderError(`the run folder ${runDir} is a file, not a folder; give --out a folder`);
   makeDirs(runDir);
@@ -212,7 +219,7 @@ async function runStages(module: ModuleInfo, options: PipelineOptions, initial: 
       const t = d.settings.get(name);
       return t?.k === 'str' ? t.value : t?.k === 'symbol' ? t.name : null;
     };
-    const result = deploy(plan, d.format, setting('precision') ?? 'fp32', setting('out')!, options.runDir, module);
+    const result = deploy(plan, d.format, setting('precision') ?? 'fp32', deployFolder(module, d, options.allowWrite ?? []), options.runDir, module);
     if (result.notDone) notRun.push({ what, why: result.notDone });
     else deployed.push(`${what} → ${result.written}`);
   }
@@ -282,5 +289,32 @@ function deploy(plan: StagePlan, format: string, precision: string, out: string,
   if (output.notDone) return { notDone: output.notDone, written: '' };
   makeDirs(out);
   for (const f of output.files) writeFileAtomic(join(out, f.name), f.bytes);
-  return { notDone: null, written: `${join(out, output.files[0]!.name)}${output.description ? ` — ${output.description}` : ''}` };
+  return { notDone: null, written: `${displayPath(join(out, output.files[0]!.name))}${output.description ? ` — ${output.description}` : ''}` };
+}
+
+/**
+ * Where a deploy writes: its `out`, relative to the recipe's folder (as data
+ * paths are). A recipe may write only inside its project folder (the nearest
+ * folder with a package.json, else its own) unless `--allow-write` names the
+ * place: `out = "/"` or `"/etc"` in a recipe someone else wrote is refused.
+ */
+export function deployFolder(module: ModuleInfo, d: ModuleInfo['facts']['deploys'][number], allowWrite: readonly string[]): string {
+  const setting = d.settings.get('out');
+  const out = setting?.k === 'str' ? setting.value : null;
+  const dir = dirname(module.absPath);
+  const folder = resolve(dir, out ?? '.');
+  const project = projectFolder(dir);
+  const allowed = [project, ...allowWrite.map((p) => resolve(p))];
+  if (!allowed.some((root) => folder === root || isInside(folder, root))) {
+    const where = out !== null ? `"${out}"` : 'its out';
+    throw new WriteRefusedError(
+      `${module.path}:${d.decl.loc.line}: the deploy writes to ${where} (${folder}), outside the recipe's project folder ${project}; give --allow-write ${folder} to allow it`,
+    );
+  }
+  return folder;
+}
+
+function isInside(path: string, folder: string): boolean {
+  const rel = relative(folder, path);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
 }

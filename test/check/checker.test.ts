@@ -117,8 +117,8 @@ describe('data files', () => {
   it('refuses a device file instead of reading it forever', () => {
     const src = 'tokenizer t = chars("ab")\ndataset d = text("/dev/zero", tokenizer: t, block: 8)\ndataset e = jsonl("/dev/zero", format: prompt_completion, tokenizer: t)';
     expect(codes(src)).toEqual([
-      { code: 'file-not-found', line: 2, column: 18 },
-      { code: 'file-not-found', line: 3, column: 19 },
+      { code: 'read-refused', line: 2, column: 18 },
+      { code: 'read-refused', line: 3, column: 19 },
     ]);
   });
 });

@@ -30,10 +30,10 @@ describe('ptr compile and ptr ir', () => {
     const a = ptr('compile', 'tiny.pt-recipe', '-o', 'a');
     expect(a.code, a.stderr).toBe(0);
     expect(a.stdout).toMatch(/^train_step +\d+ IR nodes → +\d+ after cse \d+, const-fold \d+, cse \d+, dce \d+$/m);
-    expect(a.stdout).toMatch(/compiled stage pretrain \(7,456 parameters\) to a\/ in \d+ ms: train_step\.onnx, eval\.onnx, inference\.onnx, train_loop\.onnx, manifest\.json/);
+    expect(a.stdout).toMatch(/compiled stage pretrain \(7,456 parameters\) to a\/ in \d+ ms: train_step\.onnx, eval\.onnx, inference\.onnx, prefill\.onnx, decode\.onnx, train_loop\.onnx, manifest\.json/);
     expect(ptr('compile', 'tiny.pt-recipe', '-o', 'b').code).toBe(0);
     const files = readdirSync(join(dir, 'a')).sort();
-    expect(files).toEqual(['eval.onnx', 'inference.onnx', 'manifest.json', 'train_loop.onnx', 'train_step.onnx']);
+    expect(files).toEqual(['decode.onnx', 'eval.onnx', 'inference.onnx', 'manifest.json', 'prefill.onnx', 'train_loop.onnx', 'train_step.onnx']);
     for (const f of files) expect(readFileSync(join(dir, 'b', f)).equals(readFileSync(join(dir, 'a', f))), f).toBe(true);
     const manifest = JSON.parse(readFileSync(join(dir, 'a', 'manifest.json'), 'utf8'));
     expect(manifest.format).toBe('pt-recipe-manifest/2');
