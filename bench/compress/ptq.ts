@@ -1,7 +1,8 @@
 /**
- * Post-training int8 quantization on examples/arith's task: the model of
- * bench/compress/arith.pt-recipe after SFT, in fp32 and as the int8 QDQ model
- * its `int8` stage calibrated. Measured in one run: held-out exact match
+ * int8 quantization on examples/arith's task: the model of
+ * bench/compress/arith.pt-recipe after SFT, in fp32, as the int8 QDQ model its
+ * `int8` stage calibrated (PTQ), and as the int8 model of its `qat` stage
+ * (one epoch of quantization-aware training from the same SFT weights). Measured in one run: held-out exact match
  * (greedy, questions in neither the corpus nor the SFT data), the size of the
  * exported model file, and the median latency of one forward at batch 1 and 16
  * (fp32 and int8 measured in alternating rounds, single-threaded).
@@ -35,11 +36,18 @@ const all = loadCheckpoint(ckpt, plan.params, null).params;
 const weights = new Map([...all].filter(([k]) => !k.endsWith('.input_scale')));
 const scales = new Map(plan.settings.sites.map((s) => [s.name, all.get(`${s.name}.input_scale`)![0]!]));
 
+// The QAT stage's weights and observed scales, exported the same way.
+const qatPlan = planStage(module, 'qat', { steps: 1 });
+const qatAll = loadCheckpoint(latestCheckpointDir(runDir, 'qat')!, qatPlan.params, null).params;
+const qatWeights = new Map([...qatAll].filter(([k]) => !k.endsWith('.input_scale')));
+const qatScales = new Map(plan.settings.sites.map((s) => [s.name, qatAll.get(`${s.name}.input_scale`)![0]!]));
+
 const forward = (batch: number): Graph => lowerForward(module, 'int8', batch, SEQ);
 const models = new Map<string, Uint8Array>();
 for (const batch of [1, 16]) {
   models.set(`fp32/${batch}`, floatModel(forward(batch), weights).bytes);
   models.set(`int8/${batch}`, int8Model(insertFakeQuant(forward(batch)), weights, scales).bytes);
+  models.set(`qat-int8/${batch}`, int8Model(insertFakeQuant(forward(batch)), qatWeights, qatScales).bytes);
 }
 
 const tok = arithTokenizer();
@@ -47,7 +55,7 @@ const questions = heldOutQuestions(QUESTIONS);
 const sessions = new Map<string, Awaited<ReturnType<typeof session>>>();
 for (const [k, bytes] of models) sessions.set(k, await session(bytes));
 const accuracy = new Map<string, number>();
-for (const p of ['fp32', 'int8']) accuracy.set(p, await exactMatch(sessions.get(`${p}/16`)!, tok, questions, 16, SEQ));
+for (const p of ['fp32', 'int8', 'qat-int8']) accuracy.set(p, await exactMatch(sessions.get(`${p}/16`)!, tok, questions, 16, SEQ));
 
 const times = new Map<string, number[]>();
 for (let r = 0; r < ROUNDS; r++) {
@@ -62,7 +70,7 @@ console.log(`held-out questions: ${questions.length}; run folder ${runDir}; chec
 console.log(
   table(
     ['model', 'exact match', 'file (batch 1)', 'size vs fp32', 'latency b=1 (ms)', 'b=1 vs fp32', 'latency b=16 (ms)', 'b=16 vs fp32'],
-    ['fp32', 'int8'].map((p) => [
+    ['fp32', 'int8', 'qat-int8'].map((p) => [
       p,
       pct(accuracy.get(p)!),
       `${fmt(models.get(`${p}/1`)!.length / 1024, 0)} KiB`,
