@@ -1,8 +1,8 @@
 /**
  * Where a training step's time goes inside onnxruntime, and where the second
  * core is lost: the dim-256 model trained by the real trainer for a few steps
- * with ORT's profiler switched on (`InferenceSession.create` is wrapped to add
- * enableProfiling, and `release` to end the profile first), once with one
+ * with ORT's profiler switched on (ortHooks.ts: `InferenceSession.create` gets
+ * enableProfiling, and `release` ends the profile first), once with one
  * intra-op thread and once with two. Kernel time is summed by ONNX op type and
  * by phase (forward, backward, optimizer: the last word of each node's
  * doc_string), and the two thread counts are set side by side: an op type
@@ -13,10 +13,10 @@
  */
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ort } from '../src/runtime/ort.js';
 import { train } from '../src/runtime/trainer.js';
 import { onnx } from '../targets/onnx/proto.js';
 import { compileModel, DIM256, describe, makeWorkdir, writeModel, type CompiledModel } from './models.js';
+import { withOrtHooks } from './ortHooks.js';
 import { envInt, fmt, pct, table } from './util.js';
 
 const STEPS = (): number => Math.max(2, envInt('BENCH_PROFILE_STEPS', 6));
@@ -85,24 +85,9 @@ export async function runProfile(): Promise<void> {
 /** Trains `m` for STEPS() steps with the profiler on and `threads` intra-op threads; reads the profile back. */
 async function profileTraining(m: CompiledModel, modelDir: string, workdir: string, threads: number): Promise<Profile> {
   const prefix = join(workdir, `ort-profile-${threads}t`);
-  type Fn = (this: unknown, ...args: unknown[]) => unknown;
-  const factory = ort.InferenceSession as unknown as { create: Fn; prototype: { release: Fn; endProfiling: Fn } };
-  const create = factory.create;
-  const release = factory.prototype.release;
-  factory.create = function (this: unknown, ...args: unknown[]): unknown {
-    if (args.length !== 2) throw new Error('profile: expected InferenceSession.create(model, options)');
-    return create.call(this, args[0], { ...(args[1] as object), enableProfiling: true, profileFilePrefix: prefix });
-  };
-  factory.prototype.release = function (this: unknown): unknown {
-    (this as { endProfiling: Fn }).endProfiling();
-    return release.call(this);
-  };
-  try {
-    await train(m.compiled.manifest, { modelDir, runDir: join(workdir, `run-${threads}t`), progress: null, stopAfter: STEPS(), checkpointEvery: 1e9, threads });
-  } finally {
-    factory.create = create;
-    factory.prototype.release = release;
-  }
+  await withOrtHooks({ createOptions: { enableProfiling: true, profileFilePrefix: prefix }, beforeRelease: (session) => session.endProfiling() }, () =>
+    train(m.compiled.manifest, { modelDir, runDir: join(workdir, `run-${threads}t`), progress: null, stopAfter: STEPS(), checkpointEvery: 1e9, threads }),
+  );
   const file = readdirSync(workdir).find((f) => f.startsWith(`ort-profile-${threads}t`) && f.endsWith('.json'));
   if (!file) throw new Error('onnxruntime wrote no profile');
   const events = JSON.parse(readFileSync(join(workdir, file), 'utf8')) as ProfileEvent[];

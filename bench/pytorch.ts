@@ -23,9 +23,9 @@ import { rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ort } from '../src/runtime/ort.js';
 import { train } from '../src/runtime/trainer.js';
 import { compileModel, DIM256, describe, makeWorkdir, QUICKSTART, writeModel, type ModelConfig } from './models.js';
+import { stepTimes, withOrtHooks } from './ortHooks.js';
 import { envInt, fmt, median, table } from './util.js';
 
 const ROUNDS = (): number => envInt('BENCH_PEER_ROUNDS', 2);
@@ -61,24 +61,14 @@ function runTorch(c: ModelConfig, vocab: number, threads: number): TorchReport {
   return JSON.parse(out.trim().split('\n').pop()!) as TorchReport;
 }
 
-type RunFn = (this: unknown, ...args: unknown[]) => Promise<unknown>;
-
 /** Step times (seconds) of ptr's trainer with `threads` intra-op threads: from one session.run's start to the next's. */
 async function runPtr(manifest: Parameters<typeof train>[0], modelDir: string, runDir: string, threads: number): Promise<number[]> {
-  const proto = (ort.InferenceSession as unknown as { prototype: { run: RunFn } }).prototype;
-  const original = proto.run;
-  const starts: number[] = [];
-  proto.run = function (this: unknown, ...args: unknown[]): Promise<unknown> {
-    starts.push(performance.now());
-    return original.apply(this, args);
-  };
   try {
-    await train(manifest, { modelDir, runDir, progress: null, stopAfter: WARMUP() + STEPS() + 1, checkpointEvery: 1e9, threads });
+    const { spans } = await withOrtHooks({}, () => train(manifest, { modelDir, runDir, progress: null, stopAfter: WARMUP() + STEPS() + 1, checkpointEvery: 1e9, threads }));
+    return stepTimes(spans, WARMUP(), STEPS());
   } finally {
-    proto.run = original;
     rmSync(runDir, { recursive: true, force: true });
   }
-  return starts.slice(WARMUP(), WARMUP() + STEPS()).map((s, i) => (starts[WARMUP() + i + 1]! - s) / 1000);
 }
 
 export async function runPytorch(): Promise<void> {

@@ -7,8 +7,8 @@
  * measured steps of all rounds, with the ratio to the runtime's own choice
  * (createSession's defaults).
  *
- * The options are applied by wrapping `InferenceSession.create` (the runtime
- * is not changed); `runtime default` is exactly what `ptr run` uses.
+ * The options are laid over the runtime's (ortHooks.ts; the runtime is not
+ * changed); `runtime default` is exactly what `ptr run` uses.
  *
  *   npm run bench -- --only sessions
  */
@@ -16,9 +16,9 @@ import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { ort } from '../src/runtime/ort.js';
 import { train } from '../src/runtime/trainer.js';
 import { compileModel, DIM256, describe, makeWorkdir, writeModel } from './models.js';
+import { stepTimes, withOrtHooks } from './ortHooks.js';
 import { envInt, fmt, median, table } from './util.js';
 
 const ROUNDS = (): number => envInt('BENCH_SESSION_ROUNDS', 2);
@@ -41,30 +41,10 @@ const VARIANTS: readonly Variant[] = [
   { name: 'parallel mode, 2 inter-op × 1 intra-op', options: { executionMode: 'parallel', interOpNumThreads: 2, intraOpNumThreads: 1 } },
 ];
 
-type Fn = (this: unknown, ...args: unknown[]) => unknown;
-
 /** Step times (s) of `train` with `options` laid over every session the runtime creates. */
 async function measure(run: () => Promise<unknown>, options: Record<string, unknown> | null): Promise<number[]> {
-  const factory = ort.InferenceSession as unknown as { create: Fn; prototype: { run: Fn } };
-  const create = factory.create;
-  const runFn = factory.prototype.run;
-  const starts: number[] = [];
-  factory.create = function (this: unknown, ...args: unknown[]): unknown {
-    const base = args[1] as Record<string, unknown>;
-    const extra = options?.['extra'] ? { extra: options['extra'] } : {};
-    return create.call(this, args[0], options ? { ...base, ...options, ...extra } : base);
-  };
-  factory.prototype.run = function (this: unknown, ...args: unknown[]): unknown {
-    starts.push(performance.now());
-    return runFn.apply(this, args);
-  };
-  try {
-    await run();
-  } finally {
-    factory.create = create;
-    factory.prototype.run = runFn;
-  }
-  return starts.slice(WARMUP(), WARMUP() + STEPS()).map((s, i) => (starts[WARMUP() + i + 1]! - s) / 1000);
+  const { spans } = await withOrtHooks(options ? { createOptions: options } : {}, run);
+  return stepTimes(spans, WARMUP(), STEPS());
 }
 
 /** A child process spinning on one core until killed. */

@@ -19,10 +19,9 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { ort } from '../src/runtime/ort.js';
 import { train, type TrainResult } from '../src/runtime/trainer.js';
 import { matmulStats, shapeText, type MatmulStats } from './graph-stats.js';
+import { withOrtHooks } from './ortHooks.js';
 import { sampleMatmul, sampleMix } from './matmul.js';
 import { compileModel, DIM256, describe, makeWorkdir, paramCount, QUICKSTART, writeModel, type ModelConfig } from './models.js';
 import { envInt, fmt, gflops, median, pct, sum, table } from './util.js';
@@ -33,34 +32,6 @@ const SQUARE: readonly [readonly number[], readonly number[]] = [
   [1024, 1024],
   [1024, 1024],
 ];
-
-interface Span {
-  readonly start: number;
-  readonly end: number;
-}
-
-type RunFn = (this: unknown, ...args: unknown[]) => Promise<unknown>;
-
-/** Runs `body` with every InferenceSession.run call timed (performance.now() at call and return). */
-async function recordingRuns<T>(body: () => Promise<T>): Promise<{ result: T; spans: Span[] }> {
-  const proto = (ort.InferenceSession as unknown as { prototype: { run: RunFn } }).prototype;
-  const original = proto.run;
-  if (typeof original !== 'function') throw new Error('onnxruntime-node: InferenceSession.prototype.run not found; cannot time steps');
-  const spans: Span[] = [];
-  proto.run = async function (this: unknown, ...args: unknown[]): Promise<unknown> {
-    const start = performance.now();
-    try {
-      return await original.apply(this, args);
-    } finally {
-      spans.push({ start, end: performance.now() });
-    }
-  };
-  try {
-    return { result: await body(), spans };
-  } finally {
-    proto.run = original;
-  }
-}
 
 /** A baseline: FLOPs of one sample and its samples (seconds). */
 interface Baseline {
@@ -104,7 +75,7 @@ async function measureModel(c: ModelConfig, workdir: string, square: number[]): 
   const stopAfter = WARMUP_STEPS() + MEASURED_STEPS() + 1;
   if (stopAfter >= m.plan.settings.steps) throw new Error(`BENCH_WARMUP_STEPS + BENCH_TRAIN_STEPS must stay below the recipe's ${m.plan.settings.steps} steps`);
   const runDir = join(workdir, c.name, 'run');
-  const { result: trainer, spans } = await recordingRuns(() =>
+  const { result: trainer, spans } = await withOrtHooks({}, () =>
     train(m.compiled.manifest, { modelDir, runDir, progress: null, stopAfter, checkpointEvery: 1e9 }),
   );
   if (spans.length !== stopAfter) throw new Error(`expected ${stopAfter} session.run calls (one per step), saw ${spans.length}`);
