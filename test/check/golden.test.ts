@@ -48,8 +48,8 @@ describe('golden diagnostics', () => {
         if (entry.isDirectory()) walk(path);
         else if (path.endsWith('.ts')) {
           const text = readFileSync(path, 'utf8');
-          // Codes appear as the first argument of report(...), in shapeError(...), and as `code: '...'`.
-          for (const m of text.matchAll(/(?:report|shapeError)\(\s*'([a-z][a-z0-9-]*)'|code: '([a-z][a-z0-9-]*)'/g)) codes.add((m[1] ?? m[2])!);
+          // Codes appear as the first argument of report(...), in shapeError(...), and as `code: '...'` (not `decode: '...'`).
+          for (const m of text.matchAll(/(?:report|shapeError)\(\s*'([a-z][a-z0-9-]*)'|(?<![\w.])code: '([a-z][a-z0-9-]*)'/g)) codes.add((m[1] ?? m[2])!);
         }
       }
     };
