@@ -4,6 +4,7 @@
  */
 import { printGraph } from '../ir/printer.js';
 import { sizeOf } from '../ir/tensor.js';
+import { formatFallbacks, legalizeCompiledForCuda } from '../runtime/cudaCheck.js';
 import { compileStageTo, stageGraph } from '../stages/compileStage.js';
 import type { Io } from './io.js';
 import { checkedModule, chosenStage } from './pipeline.js';
@@ -12,6 +13,8 @@ export interface CompileCommandOptions {
   readonly out: string;
   readonly stage?: string;
   readonly steps?: number;
+  /** `cuda`: rewrite ops without a CUDA kernel and check that every node has one (exit 1 if not). */
+  readonly device?: 'cpu' | 'cuda';
 }
 
 export function runCompile(io: Io, file: string, options: CompileCommandOptions, version: string): number {
@@ -26,7 +29,17 @@ export function runCompile(io: Io, file: string, options: CompileCommandOptions,
   }
   const params = plan.params.reduce((n, p) => n + sizeOf(p.shape), 0);
   io.out(`compiled stage ${plan.stage} (${params.toLocaleString('en-US')} parameters) to ${options.out}/ in ${ms.toFixed(0)} ms: ${compiled.files.map((f) => f.name).join(', ')}, manifest.json\n`);
-  return 0;
+  if (options.device !== 'cuda') return 0;
+  const ready = legalizeCompiledForCuda(options.out, compiled.files.map((f) => f.name));
+  const rewritten = ready.filter((r) => r.rewritten).map((r) => r.file);
+  if (rewritten.length) io.out(`cuda: rewrote SoftmaxCrossEntropyLoss (no CUDA kernel) as LogSoftmax + GatherElements in ${rewritten.join(', ')}\n`);
+  const left = ready.flatMap((r) => r.fallbacks);
+  if (left.length === 0) {
+    io.out(`cuda: every node of ${ready.map((r) => r.file).join(', ')} has a CUDA kernel\n`);
+    return 0;
+  }
+  io.err(`error: ${left.length} node${left.length > 1 ? 's' : ''} would run on the CPU under --device cuda:\n${formatFallbacks(left)}\n`);
+  return 1;
 }
 
 export interface IrCommandOptions {

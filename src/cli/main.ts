@@ -157,8 +157,9 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .requiredOption('-o, --out <dir>', 'folder to write the models and manifest into')
     .addOption(stageOption())
     .addOption(new Option('--steps <n>', "override the stage's steps").argParser(positiveInt))
-    .addHelpText('after', `\nExamples:\n  ptr compile examples/quickstart.pt-recipe -o out/quickstart-graphs\n${EXIT_HELP}`)
-    .action((file: string, opts: { out: string; stage?: string; steps?: number }) => setCode(runCompile(io, file, opts, version)));
+    .addOption(new Option('--device <device>', 'cuda: rewrite ops without a CUDA kernel and check every node has one').choices(['cpu', 'cuda']).default('cpu'))
+    .addHelpText('after', `\nExamples:\n  ptr compile examples/quickstart.pt-recipe -o out/quickstart-graphs\n  ptr compile examples/quickstart.pt-recipe -o out/quickstart-cuda --device cuda\n${EXIT_HELP}`)
+    .action((file: string, opts: { out: string; stage?: string; steps?: number; device?: 'cpu' | 'cuda' }) => setCode(runCompile(io, file, opts, version)));
 
   program
     .command('ir')

@@ -14,6 +14,9 @@
  * What the table cannot say: kernels that exist but refuse an attribute value
  * at run time (this check reads op, opset and types, not attributes).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from './atomic.js';
 import { CUDA_KERNELS } from './cudaKernels.js';
 import type { KernelRange, OpKernels } from './cudaKernelsGen.js';
 import { onnx, type ModelProto } from '../../targets/onnx/proto.js';
@@ -92,8 +95,7 @@ function checkNode(node: NodeProto, inputs: readonly (string | null)[], opset: n
   const range = k?.ranges.find((r) => r.since <= opset && (r.until === null || opset <= r.until));
   if (!k || !range) {
     report(k ? `the CUDA provider has ${op} kernels, but none for opset ${opset}` : `the CUDA provider has no ${op} kernel (onnxruntime runs it on the CPU)`);
-    // Shape gives int64 whatever its input (dynamic-size graphs compute reshape targets from it).
-    return (node.output ?? []).map(() => (op === 'Shape' ? 'int64' : (inputs[0] ?? null)));
+    return (node.output ?? []).map(() => inputs[0] ?? null);
   }
   // One reason per node: the first operand that does not fit.
   const problems: string[] = [];
@@ -240,4 +242,30 @@ function crossEntropyFromLogSoftmax(node: NodeProto, graph: GraphProto): NodePro
   out.push(make('Div', [`${p}total`, `${p}count`], `${p}mean`));
   out.push(onnx.NodeProto.create({ opType: 'Neg', input: [`${p}mean`], output: [(node.output ?? [])[0]!], name: `${p}loss`, ...(docString ? { docString } : {}) }));
   return out;
+}
+
+/** What `legalizeCompiledForCuda` did to one model file. */
+export interface CudaReadiness {
+  readonly file: string;
+  /** Whether the file was rewritten (an op without a CUDA kernel replaced). */
+  readonly rewritten: boolean;
+  /** Nodes that would still run on the CPU. */
+  readonly fallbacks: readonly CudaFallback[];
+}
+
+/**
+ * Makes the ONNX files of a compiled stage in `dir` ready for the CUDA
+ * provider (`ptr compile --device cuda`): each is legalized and rewritten in
+ * place (atomically) when that changed it, and checked.
+ */
+export function legalizeCompiledForCuda(dir: string, files: readonly string[]): CudaReadiness[] {
+  return files
+    .filter((f) => f.endsWith('.onnx'))
+    .map((file) => {
+      const path = join(dir, file);
+      const bytes = readFileSync(path);
+      const legal = legalizeForCuda(bytes);
+      if (legal !== bytes) writeFileAtomic(path, legal);
+      return { file, rewritten: legal !== bytes, fallbacks: cudaFallbacks(legal).map((f) => ({ ...f, graph: `${file}: ${f.graph}` })) };
+    });
 }

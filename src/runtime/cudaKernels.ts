@@ -347,6 +347,18 @@ export const CUDA_KERNELS: Readonly<Record<string, OpKernels>> = {
       { since: 11, until: 12, types: { "T": ["bfloat16", "bool", "double", "float", "float16", "int16", "int32", "int64", "int8", "uint16", "uint32", "uint64", "uint8"] } },
     ],
   },
+  "Shape": {
+    inputs: [{ name: "data", type: { variable: "T" } }],
+    outputs: [{ name: "shape", type: { variable: "T1" } }],
+    ranges: [
+      { since: 23, until: null, types: { "T": ["bfloat16", "bool", "double", "float", "float16", "float8e4m3fn", "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz", "int16", "int32", "int64", "int8", "uint16", "uint32", "uint64", "uint8"], "T1": ["int64"] } },
+      { since: 21, until: 22, types: { "T": ["bfloat16", "bool", "double", "float", "float16", "float8e4m3fn", "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz", "int16", "int32", "int64", "int8", "uint16", "uint32", "uint64", "uint8"], "T1": ["int64"] } },
+      { since: 19, until: 20, types: { "T": ["bfloat16", "bool", "double", "float", "float16", "float8e4m3fn", "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz", "int16", "int32", "int64", "int8", "uint16", "uint32", "uint64", "uint8"], "T1": ["int64"] } },
+      { since: 15, until: 18, types: { "T": ["bfloat16", "bool", "double", "float", "float16", "int16", "int32", "int64", "int8", "uint16", "uint32", "uint64", "uint8"], "T1": ["int64"] } },
+      { since: 13, until: 14, types: { "T": ["bfloat16", "bool", "double", "float", "float16", "int16", "int32", "int64", "int8", "uint16", "uint32", "uint64", "uint8"], "T1": ["int64"] } },
+      { since: 1, until: 12, types: { "T": ["bfloat16", "bool", "double", "float", "float16", "int16", "int32", "int64", "int8", "uint16", "uint32", "uint64", "uint8"], "T1": ["int64"] } },
+    ],
+  },
   "Sigmoid": {
     inputs: [{ name: "X", type: { variable: "T" } }],
     outputs: [{ name: "Y", type: { variable: "T" } }],
