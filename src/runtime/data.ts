@@ -11,7 +11,8 @@
  * than one batch, in which case the single batch holds all of them (fewer rows).
  */
 import { mixSeedBits } from '../ir/seeds.js';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { trainPart, windowsIn } from '../check/splits.js';
 import { Prng } from './prng.js';
 import { describeChar, EncodeError, type Tokenizer } from './tokenizer.js';
@@ -176,20 +177,100 @@ export interface JsonlOptions {
 /** `full`: the format's fields; `prompts`: prompt, prompt_text and answer (the `dataset.prompts` view used by rl stages). */
 export type BatchView = 'full' | 'prompts';
 
-/** One token sequence of a row, fitted to T: ids and a 0/1 loss mask, unpadded. */
-interface Sequence {
-  tokens: Int32Array;
-  mask: Uint8Array;
+/**
+ * The rows of a JSONL dataset, stored flat: every sequence's tokens in one Int32Array
+ * and its loss mask at the same offsets in one Uint8Array, with per-row offsets in
+ * typed arrays — a few bytes per token and per row, instead of a JS object and
+ * several arrays per row. Memory then stays within a small multiple of the
+ * tokenized data, however many rows or however long one row is.
+ */
+class RowStore {
+  private tokens = new Int32Array(1 << 16);
+  private masks = new Uint8Array(1 << 16);
+  private used = 0;
+  /** Per row: its file line, its sequences' [start, length] (1 or 2), its prompt's [start, length] (a prefix of a sequence). */
+  private lines = new Float64Array(1 << 10);
+  private spans = new Float64Array(6 << 10);
+  count = 0;
+  /** Kept for the `prompts` view (rl stages): the prompt text and the reference answer of each row. */
+  readonly promptTexts: string[] = [];
+  readonly answers: string[] = [];
+
+  constructor(readonly sequencesPerRow: number) {}
+
+  /** Appends `head` + `body` (with their masks) as one sequence; returns where it starts. */
+  private pushSequence(head: Int32Array, body: readonly Piece[], dropped: number): number {
+    const length = head.length + body.reduce((n, p) => n + p.tokens.length, 0) - dropped;
+    this.reserve(length);
+    const start = this.used;
+    this.tokens.set(head, start);
+    this.masks.fill(0, start, start + head.length);
+    let at = start + head.length;
+    let skip = dropped;
+    for (const p of body) {
+      const part = skip >= p.tokens.length ? p.tokens.subarray(p.tokens.length) : p.tokens.subarray(skip);
+      skip = Math.max(0, skip - p.tokens.length);
+      this.tokens.set(part, at);
+      this.masks.fill(p.trained ? 1 : 0, at, at + part.length);
+      at += part.length;
+    }
+    this.used = at;
+    return start;
+  }
+
+  /**
+   * Appends a row: its sequences (head + body, `dropped` body tokens cut from the left)
+   * and its prompt, head + the `promptTokens` prompt tokens its sequences kept (null:
+   * the format has no prompt field).
+   */
+  push(line: number, head: Int32Array, bodies: readonly { readonly pieces: readonly Piece[]; readonly dropped: number }[], promptTokens: number | null, promptText: string, answer: string): void {
+    if (this.count === this.lines.length) {
+      this.lines = grow(this.lines, this.count * 2);
+      this.spans = grow(this.spans, this.count * 12);
+    }
+    const r = this.count++;
+    this.lines[r] = line;
+    let deepest = 0;
+    bodies.forEach((b, k) => {
+      const start = this.pushSequence(head, b.pieces, b.dropped);
+      this.spans[r * 6 + 2 * k] = start;
+      this.spans[r * 6 + 2 * k + 1] = this.used - start;
+      if (b.dropped >= bodies[deepest]!.dropped) deepest = k;
+    });
+    // The prompt keeps the prompt tokens every sequence kept: a prefix of the sequence that dropped most.
+    this.spans[r * 6 + 4] = this.spans[r * 6 + 2 * deepest]!;
+    this.spans[r * 6 + 5] = promptTokens === null ? 0 : head.length + Math.max(0, promptTokens - bodies[deepest]!.dropped);
+    this.promptTexts.push(promptText);
+    this.answers.push(answer);
+  }
+
+  line(r: number): number {
+    return this.lines[r]!;
+  }
+
+  sequence(r: number, k: number): { tokens: Int32Array; mask: Uint8Array } {
+    const start = this.spans[r * 6 + 2 * k]!;
+    const end = start + this.spans[r * 6 + 2 * k + 1]!;
+    return { tokens: this.tokens.subarray(start, end), mask: this.masks.subarray(start, end) };
+  }
+
+  prompt(r: number): Int32Array {
+    const start = this.spans[r * 6 + 4]!;
+    return this.tokens.subarray(start, start + this.spans[r * 6 + 5]!);
+  }
+
+  private reserve(n: number): void {
+    if (this.used + n <= this.tokens.length) return;
+    const size = Math.max(this.used + n, Math.ceil(this.tokens.length * 1.5));
+    this.tokens = grow(this.tokens, size);
+    this.masks = grow(this.masks, size);
+  }
 }
 
-interface Row {
-  line: number;
-  promptText: string;
-  answer: string;
-  /** bos + the prompt tokens kept after truncation (empty for chat). */
-  prompt: Int32Array;
-  /** One sequence; two for preference (chosen, rejected). */
-  sequences: Sequence[];
+function grow<A extends Int32Array | Uint8Array | Float64Array>(a: A, size: number): A {
+  const out = new (a.constructor as new (n: number) => A)(size);
+  out.set(a);
+  return out;
 }
 
 const REQUIRED_KEYS: Readonly<Record<JsonlFormat, readonly string[]>> = {
@@ -224,7 +305,7 @@ export class JsonlDataset {
   private constructor(
     readonly file: string,
     readonly format: JsonlFormat,
-    private readonly rows: Row[],
+    private readonly rows: RowStore,
     seqLen: number,
     pad: number,
     options: JsonlOptions,
@@ -232,72 +313,72 @@ export class JsonlDataset {
     const split = options.split ?? 1;
     if (!(split > 0 && split <= 1)) throw new Error(`${file}: split must be in (0, 1], not ${split}`);
     this.seqLen = seqLen;
-    this.promptLen = rows.reduce((m, r) => Math.max(m, r.prompt.length), 0);
-    this.trainRows = trainPart(rows.length, split);
-    this.valRows = rows.length - this.trainRows;
-    if (this.trainRows === 0) throw new Error(`${file}: the training split is empty (${rows.length} rows, split ${split})`);
+    let promptLen = 0;
+    for (let r = 0; r < rows.count; r++) promptLen = Math.max(promptLen, rows.prompt(r).length);
+    this.promptLen = promptLen;
+    this.trainRows = trainPart(rows.count, split);
+    this.valRows = rows.count - this.trainRows;
+    if (this.trainRows === 0) throw new Error(`${file}: the training split is empty (${rows.count} rows, split ${split})`);
     this.sampler = new EpochSampler(options.seed, this.trainRows);
     this.pad = pad;
   }
 
+  /** Reads a JSONL file line by line (never the whole file at once) into flat row storage. */
   static fromFile(path: string, format: JsonlFormat, tokenizer: Tokenizer, options: JsonlOptions): JsonlDataset {
-    return JsonlDataset.fromText(readFileSync(path, 'utf8'), format, tokenizer, options, path);
+    return JsonlDataset.fromLines((each) => forEachLine(path, each), format, tokenizer, options, path);
   }
 
   /** `file` names the text in error messages. */
   static fromText(text: string, format: JsonlFormat, tokenizer: Tokenizer, options: JsonlOptions, file = '<jsonl>'): JsonlDataset {
+    return JsonlDataset.fromLines((each) => text.split('\n').forEach((raw, i) => each(raw, i + 1)), format, tokenizer, options, file);
+  }
+
+  private static fromLines(lines: (each: (raw: string, line: number) => void) => void, format: JsonlFormat, tokenizer: Tokenizer, options: JsonlOptions, file: string): JsonlDataset {
     if (!Object.hasOwn(REQUIRED_KEYS, format)) throw new Error(`${file}: unknown dataset format '${format}' (expected ${Object.keys(REQUIRED_KEYS).join(', ')})`);
     if (options.maxLen != null) checkInt(options.maxLen, 'max_len', 2);
     const eos = tokenizer.special('eos');
     const pad = tokenizer.special('pad') ?? eos ?? 0;
     const head = sequenceHead(tokenizer, format);
     const template = options.chatTemplate ?? DEFAULT_CHAT_TEMPLATE;
-
-    // Parse and encode every row first: T defaults to the longest row.
-    const parsed: { line: number; promptText: string; answer: string; prompt: Int32Array; bodies: { name: string; pieces: Piece[] }[] }[] = [];
-    text.split('\n').forEach((raw, i) => {
-      const line = i + 1;
+    const maxLen = options.maxLen ?? null;
+    const rows = new RowStore(format === 'preference' ? 2 : 1);
+    // Without max_len, T is the longest row, so no row is ever cut.
+    let longest = 0;
+    lines((raw, line) => {
       const trimmed = raw.trim();
       if (trimmed === '') return;
       const at = `${file}:${line}`;
       const record = parseRow(trimmed, format, at);
       try {
+        const bodies: { name: string; pieces: Piece[] }[] = [];
+        let promptText = '';
+        let answer = '';
+        let promptTokens: number | null = null;
         if (format === 'chat') {
-          const pieces = conversationPieces(tokenizer, template, record['messages'] as ChatMessage[]);
-          parsed.push({ line, promptText: '', answer: '', prompt: new Int32Array(0), bodies: [{ name: 'the assistant messages', pieces }] });
-          return;
+          bodies.push({ name: 'the assistant messages', pieces: conversationPieces(tokenizer, template, record['messages'] as ChatMessage[]) });
+        } else {
+          promptText = record['prompt'] as string;
+          const prompt = promptBody(tokenizer, { format, prompt: promptText });
+          promptTokens = prompt[0]!.tokens.length;
+          const completions = format === 'preference' ? ['chosen', 'rejected'] : ['completion'];
+          answer = record[completions[0]!] as string;
+          for (const key of completions) {
+            bodies.push({ name: format === 'preference' ? `the ${key} completion` : 'the completion', pieces: [...prompt, ...completionPieces(tokenizer, record[key] as string, key)] });
+          }
         }
-        const promptText = record['prompt'] as string;
-        const prompt = promptBody(tokenizer, { format, prompt: promptText });
-        const completions = format === 'preference' ? ['chosen', 'rejected'] : ['completion'];
-        parsed.push({
-          line,
-          promptText,
-          answer: record[completions[0]!] as string,
-          prompt: prompt[0]!.tokens,
-          bodies: completions.map((key) => ({
-            name: format === 'preference' ? `the ${key} completion` : 'the completion',
-            pieces: [...prompt, ...completionPieces(tokenizer, record[key] as string, key)],
-          })),
+        const fitted = bodies.map((b) => {
+          const length = b.pieces.reduce((n, p) => n + p.tokens.length, head.length);
+          longest = Math.max(longest, length);
+          return { pieces: b.pieces, dropped: maxLen === null ? 0 : droppedToFit(head, b.pieces, maxLen, `${at}: ${b.name}`) };
         });
+        rows.push(line, head, fitted, promptTokens, promptText, answer);
       } catch (e) {
         if (e instanceof PromptEncodeError) throw new Error(`${at}: ${e.message}`);
         throw e;
       }
     });
-    if (parsed.length === 0) throw new Error(`${file} has no rows`);
-
-    let longest = 0;
-    for (const r of parsed) for (const b of r.bodies) longest = Math.max(longest, b.pieces.reduce((n, p) => n + p.tokens.length, head.length));
-    const seqLen = options.maxLen ?? longest;
-    const rows = parsed.map((r): Row => {
-      const fitted = r.bodies.map((b) => fitSequence(head, b.pieces, seqLen, `${file}:${r.line}: ${b.name}`));
-      // The prompt field keeps the prompt tokens that every sequence of the row kept.
-      const dropped = Math.max(...fitted.map((f) => f.dropped));
-      const prompt = format === 'chat' ? new Int32Array(0) : Int32Array.from([...head, ...r.prompt.subarray(dropped)]);
-      return { line: r.line, promptText: r.promptText, answer: r.answer, prompt, sequences: fitted.map((f) => f.sequence) };
-    });
-    return new JsonlDataset(file, format, rows, seqLen, pad, options);
+    if (rows.count === 0) throw new Error(`${file} has no rows`);
+    return new JsonlDataset(file, format, rows, maxLen ?? longest, pad, options);
   }
 
   /** The epoch that training step `step` (0-based) reads from (its first example's epoch). */
@@ -312,47 +393,51 @@ export class JsonlDataset {
 
   /** The 1-based file line of row `index`. */
   lineOf(index: number): number {
-    return this.rows[index]!.line;
+    return this.rows.line(index);
   }
 
   /** Training batch `step` (0-based). */
   trainBatch(step: number, batchSize: number, view: BatchView = 'full'): Batch {
     checkInt(step, 'step', 0);
     checkInt(batchSize, 'batch size', 1);
-    const picked: Row[] = [];
-    for (let i = 0; i < batchSize; i++) picked.push(this.rows[this.trainRow(step * batchSize + i)]!);
+    const picked: number[] = [];
+    for (let i = 0; i < batchSize; i++) picked.push(this.trainRow(step * batchSize + i));
     return this.assemble(picked, view);
   }
 
   /** The val rows as fixed batches (see the header comment for the policy). */
   valBatches(batchSize: number, view: BatchView = 'full'): Batch[] {
     checkInt(batchSize, 'batch size', 1);
-    if (this.valRows === 0) throw new Error(`${this.file}: there is no val split (${this.rows.length} rows, all used for training)`);
-    return batchRanges(this.valRows, batchSize).map(([first, count]) => this.assemble(this.rows.slice(this.trainRows + first, this.trainRows + first + count), view));
+    if (this.valRows === 0) throw new Error(`${this.file}: there is no val split (${this.rows.count} rows, all used for training)`);
+    return batchRanges(this.valRows, batchSize).map(([first, count]) => this.assemble(Array.from({ length: count }, (_, i) => this.trainRows + first + i), view));
   }
 
   /** The batch fields of the view, exactly as the data schema (check/dataSchema.ts) lists them. */
-  private assemble(rows: readonly Row[], view: BatchView): Batch {
+  private assemble(rows: readonly number[], view: BatchView): Batch {
     if (view === 'prompts' && this.format === 'chat') throw new Error(`${this.file}: chat datasets have no prompts view`);
     const B = rows.length;
     const T = this.seqLen;
+    const store = this.rows;
     const prompts = (): BatchField => {
       const P = this.promptLen;
       const data = new BigInt64Array(B * P).fill(BigInt(this.pad));
-      rows.forEach((r, i) => r.prompt.forEach((id, j) => (data[i * P + P - r.prompt.length + j] = BigInt(id))));
+      rows.forEach((r, i) => {
+        const prompt = store.prompt(r);
+        prompt.forEach((id, j) => (data[i * P + P - prompt.length + j] = BigInt(id)));
+      });
       return { dtype: 'i64', shape: [B, P], data };
     };
     const tokens = (k: number): BatchField => {
       const data = new BigInt64Array(B * T).fill(BigInt(this.pad));
-      rows.forEach((r, i) => r.sequences[k]!.tokens.forEach((id, j) => (data[i * T + j] = BigInt(id))));
+      rows.forEach((r, i) => store.sequence(r, k).tokens.forEach((id, j) => (data[i * T + j] = BigInt(id))));
       return { dtype: 'i64', shape: [B, T], data };
     };
     const mask = (k: number): BatchField => {
       const data = new Float32Array(B * T);
-      rows.forEach((r, i) => data.set(r.sequences[k]!.mask, i * T));
+      rows.forEach((r, i) => data.set(store.sequence(r, k).mask, i * T));
       return { dtype: 'f32', shape: [B, T], data };
     };
-    const text = (of: (r: Row) => string): BatchField => ({ dtype: 'str', shape: [B], data: rows.map(of) });
+    const text = (of: readonly string[]): BatchField => ({ dtype: 'str', shape: [B], data: rows.map((r) => of[r]!) });
     // Preference rows hold (chosen, rejected) as sequences 0 and 1; the others hold one.
     const producers: Record<string, () => BatchField> = {
       tokens: () => tokens(0),
@@ -362,8 +447,8 @@ export class JsonlDataset {
       rejected: () => tokens(1),
       rejected_mask: () => mask(1),
       prompt: prompts,
-      prompt_text: () => text((r) => r.promptText),
-      answer: () => text((r) => r.answer),
+      prompt_text: () => text(store.promptTexts),
+      answer: () => text(store.answers),
     };
     const batch: Batch = new Map();
     for (const field of DATASET_FORMATS[view === 'prompts' ? 'prompts' : this.format].fields) {
@@ -410,25 +495,55 @@ function parseRow(text: string, format: JsonlFormat, at: string): Record<string,
 }
 
 /**
- * Joins `head` and the pieces into at most `T` tokens, dropping untrained tokens from
- * the left of the body; `dropped` counts them. Dropping a trained token is an error.
+ * How many body tokens must go, from the left, for `head` and the pieces to fit in
+ * `T` tokens. Only untrained tokens may go: cutting a trained one is an error.
  */
-function fitSequence(head: Int32Array, pieces: readonly Piece[], T: number, what: string): { sequence: Sequence; dropped: number } {
-  const body = pieces.flatMap((p) => [...p.tokens]);
-  const trained = pieces.flatMap((p) => new Array<number>(p.tokens.length).fill(p.trained ? 1 : 0));
-  const dropped = Math.max(0, head.length + body.length - T);
-  const firstTrained = trained.indexOf(1);
-  if (firstTrained >= 0 && dropped > firstTrained) {
-    const needed = head.length + body.length - firstTrained;
-    throw new Error(`${what} cannot fit in max_len ${T}: it needs ${needed} tokens (only prompt tokens are truncated)`);
+function droppedToFit(head: Int32Array, pieces: readonly Piece[], T: number, what: string): number {
+  const total = pieces.reduce((n, p) => n + p.tokens.length, head.length);
+  const dropped = Math.max(0, total - T);
+  if (dropped === 0) return 0;
+  let firstTrained = -1;
+  let at = 0;
+  for (const p of pieces) {
+    if (p.trained && p.tokens.length > 0) {
+      firstTrained = at;
+      break;
+    }
+    at += p.tokens.length;
   }
-  return {
-    sequence: {
-      tokens: Int32Array.from([...head, ...body.slice(dropped)]),
-      mask: Uint8Array.from([...Array.from(head, () => 0), ...trained.slice(dropped)]),
-    },
-    dropped,
-  };
+  if (firstTrained >= 0 && dropped > firstTrained) {
+    throw new Error(`${what} cannot fit in max_len ${T}: it needs ${total - firstTrained} tokens (only prompt tokens are truncated)`);
+  }
+  return dropped;
+}
+
+/**
+ * Calls `each` with every line of a file and its 1-based number, reading the file a
+ * megabyte at a time (a line may be any length).
+ */
+export function forEachLine(path: string, each: (line: string, number: number) => void): void {
+  const fd = openSync(path, 'r');
+  try {
+    const chunk = Buffer.allocUnsafe(1 << 20);
+    const decoder = new StringDecoder('utf8');
+    let pending: string[] = [];
+    let number = 1;
+    for (let n; (n = readSync(fd, chunk, 0, chunk.length, null)) > 0; ) {
+      const text = decoder.write(chunk.subarray(0, n));
+      let from = 0;
+      for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', from)) {
+        pending.push(text.slice(from, nl));
+        each(pending.length === 1 ? pending[0]! : pending.join(''), number++);
+        pending = [];
+        from = nl + 1;
+      }
+      if (from < text.length) pending.push(text.slice(from));
+    }
+    const rest = pending.join('') + decoder.end();
+    each(rest, number);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -53,15 +53,18 @@ export function chars(alphabet: string, specials: readonly string[] = []): Token
     vocab,
     specials: [...specials],
     encode(text) {
-      const out: number[] = [];
+      // One id per code point: at most one per UTF-16 unit, so this array is big enough
+      // (no growing JS array: a 50 MB text must not cost gigabytes).
+      const out = new Int32Array(text.length);
+      let n = 0;
       let index = 0;
       for (const c of text) {
         const id = ids.get(c);
         if (id === undefined) throw new EncodeError(c, index, 'chars tokenizer');
-        out.push(id);
+        out[n++] = id;
         index += c.length;
       }
-      return Int32Array.from(out);
+      return n === out.length ? out : out.slice(0, n);
     },
     decode(tokens, options = {}) {
       let text = '';
