@@ -11,7 +11,8 @@
  *   npx tsc -p tsconfig.json && node dist/bench/compress/prune.js runs/bench-compress
  */
 import { checkFiles } from '../../src/check/index.js';
-import { declaredTarget, lowerModelForward, modelAfterPruning } from '../../src/ir/lower/pruning.js';
+import { declaredTarget, modelAfterPruning } from '../../src/ir/lower/pruning.js';
+import { lowerModelForward } from '../../src/ir/lower/forward.js';
 import { sizeOf } from '../../src/ir/tensor.js';
 import { floatModel } from '../../src/runtime/calibrationRun.js';
 import { latestCheckpointDir, loadCheckpoint } from '../../src/runtime/checkpoint.js';

@@ -6,16 +6,16 @@
  * plan (`gpt.blocks.0.attn.qkv.w`), so a checkpoint feeds them unchanged.
  */
 import type { ModuleInfo } from '../../check/modules.js';
-import { GraphBuilder } from '../builder.js';
-import type { Graph, Value } from '../graph.js';
+import type { Graph } from '../graph.js';
 import { optimize } from '../passes/index.js';
 import { symbolicDims, type SymbolicDims } from '../symbolic.js';
 import { IrError } from '../graph.js';
 import { deriveCachedGraph, GENERATION_IO, type CachedGraph, type CacheOptions } from './inference.js';
 import type { GenerationPlan } from './plan.js';
-import { Env, Lowerer } from './interp.js';
-import { modelParams, type ModelNode, type ParamInfo } from './models.js';
-import { describeLV, LoweringError } from './values.js';
+import { lowerModelForward } from './forward.js';
+import { declaredTarget, modelAfterPruning } from './pruning.js';
+import type { ModelNode } from './models.js';
+import { LoweringError } from './values.js';
 
 /**
  * A model's generation graphs at any sizes: what the runtime's generator asks
@@ -39,34 +39,8 @@ export interface GenerationGraphSource {
 export function lowerForward(module: ModuleInfo, stageName: string, batch: number, seq: number, name = 'forward'): Graph {
   const decl = module.stages.get(stageName);
   if (!decl) throw new LoweringError(`${module.path} has no stage '${stageName}'`);
-  const probe = new Lowerer(new GraphBuilder('probe'), () => {
-    throw new LoweringError('the stage target cannot read parameters');
-  });
-  const target = probe.eval(decl.target, new Env(module));
-  if (target.k !== 'model') throw new LoweringError(`stage ${decl.name.name}: the target must be a model, got ${describeLV(target)}`);
-  return lowerModelForward(target.m, batch, seq, name);
-}
-
-/**
- * The forward of `model` on `tokens` i64[batch, seq], output `logits`; its
- * parameters are inputs `<model>.<path>`, all of them (used or not), in declaration
- * order: the same list for every size.
- */
-export function lowerModelForward(model: ModelNode, batch: number, seq: number, name = 'forward'): Graph {
-  const b = new GraphBuilder(name);
-  const inputs = new Map<string, Value>();
-  const lw = new Lowerer(b, (p: ParamInfo): Value => {
-    const input = `${p.owner}.${p.name}`;
-    let v = inputs.get(input);
-    if (!v) inputs.set(input, (v = b.input(input, p.dtype, p.shape)));
-    return v;
-  });
-  for (const p of modelParams(model)) lw.params(p);
-  const tokens = b.input(GENERATION_IO.tokens, 'i64', [batch, seq]);
-  const out = lw.callModel(model, [{ k: 'tensor', v: tokens }]);
-  if (out.k !== 'tensor') throw new LoweringError(`${model.owner}'s forward must return a tensor`);
-  b.output(GENERATION_IO.logits, out.v);
-  return b.build();
+  // A model that went through prune stages generates with its smaller shapes.
+  return lowerModelForward(modelAfterPruning(module, decl, declaredTarget(module, decl)), batch, seq, name);
 }
 
 /** The shape of a forward's `logits` output (next-token logits are [B, S, vocab]); null when it has none. */

@@ -11,29 +11,12 @@ import type { ModuleInfo } from '../../check/modules.js';
 import { numberConst } from '../../check/types.js';
 import type { StageDecl } from '../../language/ast.js';
 import { GraphBuilder } from '../builder.js';
-import type { Graph, Value } from '../graph.js';
 import { keptUnits, neuronGroups, type NeuronGroup } from '../passes/neuronGroups.js';
 import { Env, Lowerer } from './interp.js';
+import { lowerModelForward } from './forward.js';
 import { previousTrainingStage } from './lineage.js';
-import { modelParams, type Member, type ModelNode, type ParamInfo } from './models.js';
+import type { Member, ModelNode } from './models.js';
 import { describeLV, LoweringError, NotYetSupported } from './values.js';
-
-/** The forward of a model on `tokens` i64[batch, seq], output `logits`; its parameters are inputs `<model>.<path>`, all of them, in declaration order. */
-export function lowerModelForward(model: ModelNode, batch: number, seq: number, name: string): Graph {
-  const b = new GraphBuilder(name);
-  const inputs = new Map<string, Value>();
-  const lw = new Lowerer(b, (p: ParamInfo): Value => {
-    const input = `${p.owner}.${p.name}`;
-    let v = inputs.get(input);
-    if (!v) inputs.set(input, (v = b.input(input, p.dtype, p.shape)));
-    return v;
-  });
-  for (const p of modelParams(model)) lw.params(p);
-  const out = lw.callModel(model, [{ k: 'tensor', v: b.input('tokens', 'i64', [batch, seq]) }]);
-  if (out.k !== 'tensor') throw new LoweringError(`${model.owner}'s forward must return a tensor`);
-  b.output('logits', out.v);
-  return b.build();
-}
 
 /** A stage's target model as written in the recipe (before any pruning). */
 export function declaredTarget(module: ModuleInfo, decl: StageDecl): ModelNode {

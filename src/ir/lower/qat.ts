@@ -23,7 +23,7 @@ import type { Lowerer } from './interp.js';
 import type { ModuleInfo } from '../../check/modules.js';
 import type { ModelNode } from './models.js';
 import type { PlannedParam } from './plan.js';
-import { lowerModelForward } from './pruning.js';
+import { lowerModelForward } from './forward.js';
 import { NotYetSupported } from './values.js';
 
 /** PyTorch's MovingAverageMinMaxObserver default averaging constant. */
