@@ -21,6 +21,7 @@ import { runTypes } from './types.js';
 import { runCompile, runIr } from './compile.js';
 import { runGradcheck } from './gradcheck.js';
 import { runRun } from './run.js';
+import { runPlan } from './plan.js';
 import { runSample } from './sample.js';
 import { runGenerate } from './generate.js';
 import { fileSystemError, UserError } from '../runtime/errors.js';
@@ -197,6 +198,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option('--resume', 'continue each stage from its latest checkpoint (refused if the recipe, data, seed or steps changed)')
     .option('--fresh', 'archive what the run folder holds (to <folder>.archived-<time>) and start over')
     .option('--allow-changed', 'with --resume: continue even though the recipe, data, seed or steps changed')
+    .option('--force', 'run a stage even when ptr plan predicts it needs more memory than is available')
     .addOption(
       new Option('--allow-write <path>', "let the recipe's deploys write under PATH, outside its project folder (repeatable)")
         .argParser((value: string, previous: string[]) => [...previous, value])
@@ -206,7 +208,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .addOption(new Option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)').argParser(positiveInt))
     .addOption(new Option('--steps-per-run <k>', 'train k steps per onnxruntime call (an ONNX Loop; fewer host-device copies on cuda)').argParser(positiveInt))
     .addHelpText('after', `\nExamples:\n  ptr run examples/quickstart.pt-recipe\n  ptr run examples/quickstart.pt-recipe --resume\n${EXIT_HELP}`)
-    .action(async (file: string, opts: { stage?: string; out?: string; device?: 'cpu' | 'cuda'; resume?: boolean; fresh?: boolean; allowChanged?: boolean; allowWrite?: string[]; steps?: number; threads?: number; stepsPerRun?: number }) =>
+    .action(async (file: string, opts: { stage?: string; out?: string; device?: 'cpu' | 'cuda'; resume?: boolean; fresh?: boolean; allowChanged?: boolean; allowWrite?: string[]; force?: boolean; steps?: number; threads?: number; stepsPerRun?: number }) =>
       setCode(await runRun(io, file, opts, version)),
     );
 
@@ -245,6 +247,15 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
         opts: { stage?: string; run?: string; prompt?: string; prompts?: string; system?: string; out?: string; stop?: string[]; maxTokens?: number; temperature?: number; topK?: number; topP?: number; repetitionPenalty?: number; seed?: number; batch?: number; cache?: boolean; device?: 'cpu' | 'cuda'; threads?: number },
       ) => setCode(await runGenerate(io, file, opts)),
     );
+
+  program
+    .command('plan')
+    .description('predict each stage\'s peak memory (weights, gradients, optimizer state, activations, data) before running it')
+    .argument('<file>', 'a recipe file')
+    .addOption(stageOption())
+    .addOption(new Option('--steps <n>', "override the stages' steps").argParser(positiveInt))
+    .addHelpText('after', `\nExamples:\n  ptr plan examples/quickstart.pt-recipe\n${EXIT_HELP}`)
+    .action((file: string, opts: { stage?: string; steps?: number }) => setCode(runPlan(io, file, opts)));
 
   program
     .command('sample')

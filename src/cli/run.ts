@@ -19,6 +19,8 @@ export interface RunCommandOptions {
   readonly allowChanged?: boolean;
   /** Folders outside the project that deploys may write to. */
   readonly allowWrite?: readonly string[];
+  /** Run stages predicted to need more memory than is available. */
+  readonly force?: boolean;
 }
 
 export function defaultRunDir(file: string): string {
@@ -45,6 +47,7 @@ export async function runRun(io: Io, file: string, options: RunCommandOptions, v
       allowChanged: options.allowChanged ?? false,
       handleSignals: true,
       allowWrite: options.allowWrite ?? [],
+      force: options.force ?? false,
       version,
       ...(stage ? { stage } : {}),
       ...(steps ? { steps } : {}),

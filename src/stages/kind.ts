@@ -33,6 +33,8 @@ export interface RunContext {
   readonly identity?: CheckpointIdentity;
   /** Polled between steps: a SIGINT/SIGTERM received asks the stage to checkpoint and stop. */
   readonly stop?: StopRequest;
+  /** Run a stage even when it is predicted to need more memory than is available. */
+  readonly force?: boolean;
   /** A line for the user (progress goes to stderr; results are returned). */
   readonly log: (line: string) => void;
 }

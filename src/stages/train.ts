@@ -6,6 +6,7 @@
 import { compilePlan } from '../../targets/onnx/compile.js';
 import { lowerTrainStage, type TrainPlan } from '../ir/lower/trainStage.js';
 import { sizeOf } from '../ir/tensor.js';
+import { availableMemory, predictStageMemory, requireMemory, stageDataBytes } from '../runtime/memoryPlan.js';
 import { train, type TrainResult } from '../runtime/trainer.js';
 import { stageModelDir, writeCompiled } from './compiled.js';
 import type { StageKindModule } from './kind.js';
@@ -18,6 +19,8 @@ export const trainStage: StageKindModule<TrainPlan> = {
     const modelDir = stageModelDir(context.runDir, plan.stage);
     const compiled = compilePlan(plan, context.recipe, { producerVersion: context.version });
     writeCompiled(compiled, modelDir);
+    // Before any training: a stage that cannot fit would otherwise die (or swap) mid-run.
+    if (!context.force) requireMemory(plan.stage, predictStageMemory(plan, compiled.graphs['train_step']!, stageDataBytes(plan)), availableMemory());
     context.log(`stage ${plan.stage}: ${describePlan(plan)}, ${compiled.manifest.graphs['train_step']!.nodes.onnx} ONNX nodes per step`);
     const result = await train(compiled.manifest, {
       modelDir,
