@@ -64,6 +64,28 @@ describe('checkpoints of one run are never pruned by another', () => {
   });
 });
 
+describe('sharded checkpoints', () => {
+  it('above the shard size, weights are written as Hugging Face shards them, and a resume from them is exact', async () => {
+    const { manifest, modelDir, root } = compileFixture();
+    const full = await train(manifest, { modelDir, runDir: join(root, 'full'), progress: null, checkpointEvery: 4 });
+    const runDir = join(root, 'sharded');
+    // 8 KB shards: the 30 KB of weights and 60 KB of AdamW state take several each.
+    await train(manifest, { modelDir, runDir, progress: null, checkpointEvery: 4, stopAfter: 4, save: { shardBytes: 8000 } });
+    const dir = latestCheckpointDir(runDir, 'pretrain')!;
+    const files = readdirSync(dir).sort();
+    expect(files).toContain('model.safetensors.index.json');
+    expect(files).toContain('optimizer.safetensors.index.json');
+    expect(files.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length).toBeGreaterThan(2);
+    expect(files).not.toContain('model.safetensors');
+    const index = JSON.parse(readFileSync(join(dir, 'model.safetensors.index.json'), 'utf8'));
+    expect(index.metadata.total_size).toBe(7456 * 4);
+    expect(Object.keys(index.weight_map).sort()).toEqual(manifest.params.map((p) => p.name).sort());
+    const resumed = await train(manifest, { modelDir, runDir, progress: null, checkpointEvery: 4, resume: true });
+    expect(resumed.firstStep).toBe(5);
+    expect(resumed.losses).toEqual(full.losses.slice(4));
+  });
+});
+
 describe('trainer.json is validated field by field', () => {
   const good = { stage: 'pretrain', step: 4, steps: 12, seed: 7, rng: { scheme: 'seed-and-step', seed: 7 }, complete: false };
   const cases: [string, Record<string, unknown>, RegExp][] = [
