@@ -781,7 +781,9 @@ function datasetRule(site: CallSite, format: string, display: string): Ty {
   }
   const block = seqLen === null ? null : constValue(seqLen);
   const sizes = units === null || split === null ? null : format === 'text' ? (block === null ? null : textSplitSizes(units, block, split)) : rowSplitSizes(units, split);
-  return site.services.datasetType(format, seqLen, split !== null && split < 1, display, sizes);
+  const t = site.services.datasetType(format, seqLen, split !== null && split < 1, display, sizes);
+  const vocab = tok?.ty.k === 'tokenizer' ? constValue(tok.ty.vocab) : null;
+  return t.k === 'dataset' && vocab !== null ? { ...t, tokenizerVocab: vocab } : t;
 }
 
 /**

@@ -170,6 +170,7 @@ function checkStage(cx: Checker, module: ModuleInfo, stage: StageDecl, graph: St
       if (data.k === 'dataset') {
         stageData = data;
         scope.define('batch', { k: 'record', name: `batch of ${data.display}`, fields: data.fields });
+        if (target.k === 'model') checkVocabulary(cx, stage, target.model, data);
       } else if (data.k !== 'error') cx.report('type-mismatch', `'on' needs a dataset, but ${exprText(stage.dataset)} is ${describeKind(data)}`, stage.dataset.loc);
     }
   } else if (spec.dataset === 'required' && !brokenHeader) {
@@ -647,4 +648,21 @@ function checkDeploy(cx: Checker, module: ModuleInfo, d: DeployDecl): void {
     });
   }
   module.facts.deploys.push({ decl: d, format, settings: values });
+}
+
+/**
+ * A tokenizer whose ids reach past the model's vocabulary (its logits' last axis)
+ * feeds the embedding ids it has no row for: onnxruntime would fail mid-run.
+ */
+function checkVocabulary(cx: Checker, stage: StageDecl, model: ModelInstance, data: DatasetTy): void {
+  const out = model.forward?.returns;
+  if (!data.tokenizerVocab || out?.k !== 'tensor' || out.shape.ellipsis || out.shape.dims.length !== 3) return;
+  const modelVocab = constValue(out.shape.dims[2]!);
+  if (modelVocab === null || data.tokenizerVocab <= modelVocab) return;
+  cx.report(
+    'vocab-mismatch',
+    `${data.display} is read with a tokenizer of ${data.tokenizerVocab} ids, but ${model.display} predicts ${modelVocab} (its logits are ${formatType(out)}): ids from ${modelVocab} on have no embedding row`,
+    stage.dataset!.loc,
+    { hint: "build the model with vocab: tok.vocab, or read the data with the model's own tokenizer (for a pretrained model, hf(\"DIR\"))" },
+  );
 }

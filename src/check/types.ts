@@ -144,6 +144,8 @@ export interface DatasetTy {
   readonly splits: boolean;
   /** Training and validation examples, when the checker read the whole file and knows its tokenizer (see splits.ts). */
   readonly sizes?: SplitSizes | null;
+  /** How many token ids its tokenizer makes (specials included), when known. */
+  readonly tokenizerVocab?: number | null;
   readonly display: string;
   /** The generate stage that writes this dataset, when it is a stage's output. */
   readonly producedBy: string | null;

@@ -47,9 +47,10 @@ function withModels(folder: string, ...dirs: string[]): string[] {
 function recipe(dir: string, options: { block?: number; extra?: string } = {}): ModuleInfo {
   const folder = mkdtempSync(join(tmpdir(), 'ptr-hf-'));
   const [model] = withModels(folder, dir);
-  writeFileSync(join(folder, 'corpus.txt'), 'a small corpus of plain words, long enough for a few blocks of text.\n'.repeat(8));
+  // Eight token ids: fewer than any fixture's vocabulary, so the checker's vocab-mismatch rule holds for all of them.
+  writeFileSync(join(folder, 'corpus.txt'), 'a bead. a cab. a dace. a dab. ee bad cab.\n'.repeat(14));
   const text = `import std.losses { next_token }
-tokenizer tok = chars("abcdefghijklmnopqrstuvwxyz ,.\\n")
+tokenizer tok = chars("abcde .\\n")
 model m = pretrained(${JSON.stringify(model)})
 dataset corpus = text("corpus.txt", tokenizer: tok, block: ${options.block ?? LENGTH})
 stage s: train m on corpus {
