@@ -6,11 +6,10 @@
  */
 import type { ModuleInfo } from '../check/modules.js';
 import { batchInputName } from '../check/dataSchema.js';
-import { STAGE_KINDS } from '../check/stageRules.js';
-import { intConst } from '../check/types.js';
 import type { Expression, StageDecl } from '../language/ast.js';
-import { GraphBuilder } from '../ir/builder.js';
-import { Env, Lowerer } from '../ir/lower/interp.js';
+import { Env } from '../ir/lower/interp.js';
+import { settingsLowerer, stageIntSetting } from '../ir/lower/settings.js';
+import type { DataInput } from '../ir/lower/plan.js';
 import { describeLV, LoweringError, NotYetSupported, type DatasetSpec } from '../ir/lower/values.js';
 import type { CalibrationBatch } from '../runtime/calibrationRun.js';
 import { DataError, openStageData } from '../runtime/datasets.js';
@@ -24,9 +23,7 @@ export interface DataRows {
 
 /** The value of `data` or `data[:N]`. */
 export function datasetRows(module: ModuleInfo, decl: StageDecl, e: Expression): DataRows {
-  const probe = new Lowerer(new GraphBuilder('probe'), () => {
-    throw new LoweringError('settings cannot read parameters');
-  });
+  const probe = settingsLowerer();
   let expr = e;
   let rows: number | null = null;
   if (expr.kind === 'IndexExpr' && expr.subscripts.length === 1 && expr.subscripts[0]!.kind === 'SliceSubscript') {
@@ -51,6 +48,11 @@ export function calibrationData(module: ModuleInfo, decl: StageDecl): DataRows {
   return datasetRows(module, decl, setting.value);
 }
 
+/** The plan's `calibrate` data: the model's forward reads its tokens, [batch, seq]. */
+export function calibrationInput(spec: DatasetSpec, batchSize: number, seqLen: number): Record<string, DataInput> {
+  return { calibrate: { spec, fields: [{ input: 'tokens', field: 'tokens', dtype: 'i64', shape: [batchSize, seqLen] }] } };
+}
+
 /** The calibration batches: the first `rows` examples (whole batches) of the dataset's part, or all of it. */
 export function calibrationBatches(spec: DatasetSpec, options: { readonly batchSize: number; readonly rows: number | null; readonly seed: number }): CalibrationBatch[] {
   const { batchSize, rows, seed } = options;
@@ -73,9 +75,7 @@ export function calibrationBatches(spec: DatasetSpec, options: { readonly batchS
 
 /** An integer setting of a stage as the checker typed it, else the stage-kind table's default. */
 export function intSetting(module: ModuleInfo, stage: string, name: string): number {
-  const decl = module.stages.get(stage)!;
-  const t = module.facts.stageSettings.get(stage)?.get(name);
-  const v = (t ? intConst(t) : null) ?? STAGE_KINDS[decl.stageKind.name]?.settings[name]?.default;
-  if (v === undefined) throw new LoweringError(`stage ${stage}: ${name} must be an integer`);
+  const v = stageIntSetting(module, module.stages.get(stage)!, name);
+  if (v === null) throw new LoweringError(`stage ${stage}: ${name} must be an integer`);
   return v;
 }

@@ -38,7 +38,7 @@ import { activationOutput } from '../runtime/calibrationRun.js';
 import { checkpointTensorLoader, saveCheckpoint } from '../runtime/checkpoint.js';
 import { initialParams } from '../runtime/init.js';
 import { createSession, ort } from '../runtime/ort.js';
-import { calibrationBatches, calibrationData, datasetRows, intSetting } from './calibrationData.js';
+import { calibrationBatches, calibrationData, calibrationInput, datasetRows, intSetting } from './calibrationData.js';
 import { compileIntoRun } from './compiled.js';
 import type { StageKindModule } from './kind.js';
 
@@ -163,7 +163,7 @@ function planPrune(module: ModuleInfo, stage: string): PrunePlan {
     params,
     state: [],
     feedback: {},
-    data: data ? { calibrate: { spec: data.dataset, fields: [{ input: 'tokens', field: 'tokens', dtype: 'i64', shape: [batchSize, seqLen] }] } } : {},
+    data: data ? calibrationInput(data.dataset, batchSize, seqLen) : {},
     loop: null,
     settings: { method, structured, sparsity, batchSize, rows: data?.rows ?? null, seed, steps: 1, groups, weights, sourceParams },
   };

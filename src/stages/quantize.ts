@@ -28,7 +28,7 @@ import { DEFAULT_PERCENTILE, symmetricScale, type CalibratedRange, type Calibrat
 import { activationErrors, activationOutput, calibrateRanges, compareLogits, floatModel, int8Model, scaleTensor, weightErrors, type LogitError, type WeightQuantization } from '../runtime/calibrationRun.js';
 import { createSession } from '../runtime/ort.js';
 import { ParamStore } from '../runtime/paramStore.js';
-import { calibrationBatches, calibrationData, intSetting } from './calibrationData.js';
+import { calibrationBatches, calibrationData, calibrationInput, intSetting } from './calibrationData.js';
 import { compileIntoRun } from './compiled.js';
 import type { RunContext, StageKindModule, StageResult } from './kind.js';
 import { trainStage } from './train.js';
@@ -177,7 +177,7 @@ function planQuantize(module: ModuleInfo, stage: string): QuantizePlan {
     params,
     state: [],
     feedback: {},
-    data: { calibrate: { spec: dataset, fields: [{ input: 'tokens', field: 'tokens', dtype: 'i64', shape: [batchSize, seqLen] }] } },
+    data: calibrationInput(dataset, batchSize, seqLen),
     loop: null,
     settings: { method: 'ptq', precision: 'int8', calibration, perChannel, batchSize, rows, seed, steps: 1, sites: sites.map((s) => ({ name: s.name, weight: s.weight })) },
   };

@@ -10,9 +10,9 @@
 import type { ModuleInfo } from '../../check/modules.js';
 import { numberConst } from '../../check/types.js';
 import type { StageDecl } from '../../language/ast.js';
-import { GraphBuilder } from '../builder.js';
 import { keptUnits, neuronGroups, type NeuronGroup } from '../passes/neuronGroups.js';
-import { Env, Lowerer } from './interp.js';
+import { Env } from './interp.js';
+import { settingsLowerer } from './settings.js';
 import { lowerModelForward } from './forward.js';
 import { previousTrainingStage } from './lineage.js';
 import type { Member, ModelNode } from './models.js';
@@ -20,10 +20,7 @@ import { describeLV, LoweringError, NotYetSupported } from './values.js';
 
 /** A stage's target model as written in the recipe (before any pruning). */
 export function declaredTarget(module: ModuleInfo, decl: StageDecl): ModelNode {
-  const probe = new Lowerer(new GraphBuilder('probe'), () => {
-    throw new LoweringError('settings cannot read parameters');
-  });
-  const target = probe.eval(decl.target, new Env(module));
+  const target = settingsLowerer().eval(decl.target, new Env(module));
   if (target.k !== 'model') throw new LoweringError(`stage ${decl.name.name}: the target must be a model, got ${describeLV(target)}`);
   return target.m;
 }

@@ -15,8 +15,8 @@ import type { BatchField, DataInput, PlannedParam, StagePlan, StatePlan } from '
 import { BUILTINS } from '../../check/builtins.js';
 import { batchInputName, DATASET_FORMATS, fieldShape, graphFields } from '../../check/dataSchema.js';
 import { STAGE_KINDS } from '../../check/stageRules.js';
-import { intConst } from '../../check/types.js';
 import { Env, Lowerer, tyToLV, type ModuleValues } from './interp.js';
+import { settingsLowerer, stageIntSetting } from './settings.js';
 import { previousTrainingStage } from './lineage.js';
 import { modelAfterPruning } from './pruning.js';
 import { isQatStage, qatLowering } from './qat.js';
@@ -98,13 +98,6 @@ class StageContext {
   }
 }
 
-/** An integer setting as the checker typed it, else the stage-kind table's default. */
-function intSetting(module: ModuleInfo, decl: StageDecl, name: string): number | null {
-  const typed = module.facts.stageSettings.get(decl.name.name)?.get(name);
-  const value = typed ? intConst(typed) : null;
-  return value ?? STAGE_KINDS[decl.stageKind.name]?.settings[name]?.default ?? null;
-}
-
 export function lowerTrainStage(module: ModuleInfo, stageName: string | null, options: StageOptions = {}): TrainPlan {
   const decl = findStage(module, stageName);
   // Quantization-aware training lowers as a train stage with fake-quantized matmuls.
@@ -113,22 +106,16 @@ export function lowerTrainStage(module: ModuleInfo, stageName: string | null, op
   }
   const ctx = new StageContext(module, decl);
   const shared: ModuleValues = new Map();
-  const probe = new Lowerer(
-    new GraphBuilder('probe'),
-    () => {
-      throw new LoweringError('settings cannot read parameters');
-    },
-    shared,
-  );
+  const probe = settingsLowerer(shared);
   const target = probe.eval(decl.target, new Env(module));
   if (target.k !== 'model') throw new LoweringError(`stage ${decl.name.name}: the target must be a model, got ${describeLV(target)}`);
   const dataLV = probe.eval(decl.dataset!, new Env(module));
   if (dataLV.k !== 'dataset') throw new LoweringError(`stage ${decl.name.name}: expected a dataset`);
   const dataset = dataLV.spec;
-  const setting = (name: string): number => intSetting(module, decl, name)!;
+  const setting = (name: string): number => stageIntSetting(module, decl, name)!;
   const batchSize = options.batchSize ?? setting('batch');
   const gradAccum = setting('grad_accum');
-  const epochs = intSetting(module, decl, 'epochs');
+  const epochs = stageIntSetting(module, decl, 'epochs');
   let steps = setting('steps');
   if (options.steps) steps = options.steps;
   else if (epochs !== null && module.facts.stageSettings.get(decl.name.name)?.has('epochs')) {
@@ -407,10 +394,7 @@ export function stageLossProblem(module: ModuleInfo, stageName: string | null, b
   const shared: ModuleValues = new Map();
   const fields: BatchField[] = [];
   const build = (b: GraphBuilder): { loss: Value; wrt: Value[] } => {
-    const lw0 = new Lowerer(b, () => {
-      throw new LoweringError('settings cannot read parameters');
-    }, shared);
-    const target = lw0.eval(decl.target, new Env(module));
+    const target = settingsLowerer(shared).eval(decl.target, new Env(module));
     if (target.k !== 'model') throw new LoweringError('the target must be a model');
     const inputs = new Map<string, Value>();
     const lw = new Lowerer(
