@@ -4,8 +4,8 @@
  * naming the path and what to do, never 70, and a failed checkpoint leaves no
  * partial folder behind. The disk-full and read-only cases mount a small tmpfs
  * in a private mount namespace (`unshare`), and are skipped where that is not
- * permitted; permission denied runs `ptr` as an unprivileged user (as root) or
- * removes write permission (otherwise).
+ * permitted; permission denied removes write permission from the run folder (as root,
+ * `ptr` runs without the capabilities that override it).
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -54,18 +54,12 @@ describe('file system errors from the environment: exit 1 with the path and what
   it('EACCES: a run folder the user may not write', () => {
     const locked = join(dir, 'locked');
     mkdirSync(locked);
+    chmodSync(locked, 0o555);
+    // Root ignores permissions: it runs ptr without the capabilities that let it (setpriv drops
+    // them from the bounding set), still as root, so the checkout need not be readable by others.
     const asRoot = process.getuid?.() === 0;
-    if (!asRoot) chmodSync(locked, 0o555);
-    else {
-      // Root ignores permissions, so ptr runs as nobody, which needs to read the recipe folder.
-      chmodSync(dir, 0o755);
-    }
-    const r = spawnSync(process.execPath, [BIN, 'run', 'tiny.pt-recipe', '--out', 'locked/run'], {
-      cwd: dir,
-      encoding: 'utf8',
-      timeout: 120_000,
-      ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
-    });
+    const command = asRoot ? ['setpriv', '--bounding-set', '-dac_override,-dac_read_search', process.execPath] : [process.execPath];
+    const r = spawnSync(command[0]!, [...command.slice(1), BIN, 'run', 'tiny.pt-recipe', '--out', 'locked/run'], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
     expect(r.status, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/^error: cannot mkdir locked\/run: permission denied \(EACCES\); check the permissions of the path \(or give --out a folder you can write\)\n$/m);
   });
